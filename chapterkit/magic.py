@@ -1,0 +1,73 @@
+"""The ``%%save`` cell magic.
+
+``%%save`` runs the cell in the notebook's namespace, exactly as if the magic were absent, and
+marks it for export: ``make export`` later copies every ``%%save`` cell, in notebook order, into
+``chapter.py``. The magic never writes files itself, so running a cell any number of times in a
+live kernel cannot duplicate code in ``chapter.py``; the exporter reads the notebooks instead.
+
+Two things make a saved cell behave in the notebook as it will in the module:
+
+* ``__file__`` is set to the path of ``chapter.py`` (code that locates files "next to the module",
+  such as the data cache, then finds the same folder in both places);
+* IPython syntax (``%magic``, ``!shell``) is refused, because it would not be valid in a module.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from IPython.core.magic import Magics, cell_magic, magics_class
+
+from . import CHAPTER_PY
+
+#: What the running kernel has saved so far: top-level names -> the cell that defines them.
+#: Re-running a cell replaces its entry, so the registry, like chapter.py, never grows duplicates.
+registry: dict[tuple[str, ...], str] = {}
+
+
+def defined_names(source: str) -> tuple[str, ...]:
+    """Top-level names a cell defines (functions, classes, assignments, imports)."""
+    names: list[str] = []
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                names.extend(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+    return tuple(names)
+
+
+class SaveCellError(ValueError):
+    pass
+
+
+def check_plain_python(source: str, where: str = "this %%save cell") -> None:
+    """Refuse IPython-only syntax: chapter.py must be a plain Python module."""
+    for lineno, line in enumerate(source.splitlines(), 1):
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")):
+            raise SaveCellError(
+                f"{where}, line {lineno}: {stripped[:40]!r} is IPython syntax and cannot go into "
+                "chapter.py. Move it to a cell without %%save."
+            )
+    try:
+        ast.parse(source)
+    except SyntaxError as e:
+        raise SaveCellError(f"{where} is not valid Python: {e}") from None
+
+
+@magics_class
+class SaveMagics(Magics):
+    @cell_magic
+    def save(self, line: str, cell: str):
+        """Run the cell and mark it for export to chapter.py (``make export``)."""
+        if line.strip():
+            raise SaveCellError(f"%%save takes no arguments (got {line.strip()!r})")
+        check_plain_python(cell)
+        self.shell.user_ns["__file__"] = str(CHAPTER_PY)
+        registry[defined_names(cell) or (cell,)] = cell
+        # run_cell would swallow exceptions; ex() lets them fail the cell as they should.
+        # (cache() registers the source so that tracebacks show the cell's lines.)
+        filename = self.shell.compile.cache(cell, self.shell.execution_count)
+        self.shell.ex(compile(cell, filename, "exec"))
