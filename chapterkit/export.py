@@ -104,6 +104,21 @@ def public_names(source: str) -> list[str]:
     return [n for n in names if not n.startswith("_")]
 
 
+def _import_sections(imports: list[str]) -> list[str]:
+    """Standard-library imports, then third-party ones; ``import x`` before ``from x``, sorted."""
+
+    def top(stmt: str) -> str:
+        return stmt.split()[1].split(".")[0]
+
+    sections = []
+    for stdlib in (True, False):
+        chosen = [i for i in imports if (top(i) in sys.stdlib_module_names) == stdlib]
+        plain = sorted((i for i in chosen if i.startswith("import ")), key=str.lower)
+        froms = sorted((i for i in chosen if i.startswith("from ")), key=str.lower)
+        sections.append("\n".join(plain + froms))
+    return sections
+
+
 def render(blocks: list[Block]) -> str:
     imports: list[str] = []
     bodies: list[str] = []
@@ -116,15 +131,10 @@ def render(blocks: list[Block]) -> str:
                 names.append(n)
         marker = f"# %% {b.notebook} · cell {b.cell} · {b.section}"
         bodies.append(f"{marker}\n{body}\n" if body else f"{marker}\n")
-    plain = sorted(i for i in imports if i.startswith("import "))
-    froms = sorted(i for i in imports if i.startswith("from "))
-    out = [HEADER, "from __future__ import annotations\n"]
-    if plain or froms:
-        out.append("\n".join(plain + froms) + "\n")
+    imports_text = "\n\n".join(g for g in _import_sections(imports) if g)
     all_list = "".join(f"    {n!r},\n" for n in names)
-    out.append(f"__all__ = [\n{all_list}]\n")
-    out += bodies
-    return "\n\n".join(out)
+    preamble = f"{HEADER}\nfrom __future__ import annotations\n\n{imports_text}\n\n__all__ = [\n{all_list}]\n"
+    return "\n\n".join([preamble, *bodies])
 
 
 def export(check: bool = False, target: Path = CHAPTER_PY) -> int:
