@@ -11,20 +11,25 @@ effects: it creates no files, downloads nothing and seeds nothing (call ``set_se
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import os
 import random
 import re
+import sys
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from tqdm.std import tqdm
 
 __all__ = [
     'set_seed',
@@ -60,6 +65,11 @@ __all__ = [
     'name_batches',
     'random_batches',
     'sequential_batches',
+    'next_token_loss',
+    'evaluate',
+    'History',
+    'fit',
+    'plot_history',
 ]
 
 
@@ -433,3 +443,135 @@ def sequential_batches(ids, num_steps: int, batch_size: int, offset: int = 0):
     Ys = ids[offset + 1:offset + 1 + batch_size * n].reshape(batch_size, n).T
     for t in range(0, n, num_steps):
         yield Xs[t:t + num_steps], Ys[t:t + num_steps]
+
+
+# %% notebooks/02-context-models.md · cell 4 · One training loop for the chapter
+def next_token_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of next-token logits (..., V) against targets (...); IGNORE_INDEX is skipped."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                           ignore_index=IGNORE_INDEX, reduction=reduction)
+
+
+def _batches(data):
+    """``data`` is an iterable of (X, Y) batches, or a function returning a fresh one per epoch."""
+    return data() if callable(data) else data
+
+
+def _detach(state):
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    return type(state)(_detach(s) for s in state)
+
+
+def _logits_and_state(model, X, state, stateful: bool):
+    out = model(X, state) if stateful else model(X)
+    return out if isinstance(out, tuple) else (out, None)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data, stateful: bool = False, device=None) -> float:
+    """Mean next-token negative log-likelihood (nats per token) of ``model`` on ``data``."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count, state = 0.0, 0, None
+    for X, Y in _batches(data):
+        X, Y = X.to(device), Y.to(device)
+        logits, state = _logits_and_state(model, X, state, stateful)
+        total += next_token_loss(logits, Y, reduction="sum").item()
+        count += int((Y != IGNORE_INDEX).sum())
+    model.train(was_training)
+    if count == 0:
+        raise ValueError("evaluate got no targets: the data is empty")
+    return total / count
+
+
+@dataclass
+class History:
+    """What ``fit`` measured: losses per epoch (nats/token), the best epoch and the time taken."""
+
+    train_loss: list = field(default_factory=list)
+    valid_loss: list = field(default_factory=list)
+    best_epoch: int = -1
+    best_valid: float = float("inf")
+    seconds: float = 0.0
+    steps: int = 0
+
+
+def fit(model: torch.nn.Module, train_data, valid_data=None, *, epochs: int = 10, lr: float = 1e-3,
+        weight_decay: float = 0.0, clip: float | None = None, patience: int | None = None,
+        stateful: bool = False, device=None, max_seconds: float | None = None,
+        progress: bool = True, desc: str = "training") -> History:
+    """Train with AdamW on the mean next-token cross-entropy; return the ``History``.
+
+    After each epoch the validation loss is measured; with ``patience`` training stops once it
+    has not improved for that many epochs. The best epoch's weights are restored at the end.
+    ``clip`` bounds the global gradient norm; ``stateful`` carries a recurrent model's state
+    across (sequential) batches, detaching it between them; ``max_seconds`` caps training time.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    device = device or get_device()
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    history, best_state = History(), None
+    start = time.perf_counter()
+    bar = tqdm(range(epochs), desc=desc, disable=not progress, file=sys.stdout, ncols=100,
+               mininterval=1.0)
+    for epoch in bar:
+        model.train()
+        total, count, state = 0.0, 0, None
+        for X, Y in _batches(train_data):
+            X, Y = X.to(device), Y.to(device)
+            logits, state = _logits_and_state(model, X, state, stateful)
+            state = _detach(state)
+            loss = next_token_loss(logits, Y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+            n = int((Y != IGNORE_INDEX).sum())
+            total, count, history.steps = total + loss.item() * n, count + n, history.steps + 1
+            if max_seconds is not None and time.perf_counter() - start > max_seconds:
+                break
+        history.train_loss.append(total / max(count, 1))
+        if valid_data is not None:
+            valid = evaluate(model, valid_data, stateful=stateful, device=device)
+            history.valid_loss.append(valid)
+            if valid < history.best_valid:
+                history.best_epoch, history.best_valid = epoch, valid
+                best_state = copy.deepcopy(model.state_dict())
+            bar.set_postfix(train=f"{history.train_loss[-1]:.3f}", valid=f"{valid:.3f}", refresh=False)
+            if patience is not None and epoch - history.best_epoch >= patience:
+                break
+        else:
+            bar.set_postfix(train=f"{history.train_loss[-1]:.3f}", refresh=False)
+        if max_seconds is not None and time.perf_counter() - start > max_seconds:
+            break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def plot_history(histories: dict, ax=None, title: str = "Loss curves"):
+    """Plot train (dashed) and validation (solid) loss per epoch for several named ``History``s."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    for i, (name, h) in enumerate(histories.items()):
+        color = f"C{i}"
+        epochs = range(1, len(h.train_loss) + 1)
+        ax.plot(epochs, h.train_loss, "--", color=color, alpha=0.7)
+        if h.valid_loss:
+            ax.plot(epochs, h.valid_loss, "-", color=color, label=name)
+            ax.plot(h.best_epoch + 1, h.best_valid, "o", color=color)
+        else:
+            ax.plot([], [], "--", color=color, label=name)
+    ax.set(xlabel="epoch", ylabel="loss (nats/token)", title=title + "  (dashed: train, solid: valid)")
+    ax.legend()
+    return ax

@@ -79,14 +79,14 @@ def collect(paths: list[Path] | None = None) -> list[Block]:
     return blocks
 
 
-def _split_imports(source: str) -> tuple[list[str], str]:
+def _split_imports(source: str) -> tuple[list[ast.stmt], str]:
     """Separate a block's top-level import statements from the rest of its code."""
     tree = ast.parse(source)
     lines = source.splitlines()
     imports, drop = [], set()
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            imports.append(ast.unparse(node))
+            imports.append(node)
             drop.update(range(node.lineno - 1, node.end_lineno))
     body = "\n".join(line for i, line in enumerate(lines) if i not in drop).strip("\n")
     return imports, body
@@ -102,6 +102,19 @@ def public_names(source: str) -> list[str]:
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             names.append(node.target.id)
     return [n for n in names if not n.startswith("_")]
+
+
+def _merge_imports(nodes: list[ast.stmt]) -> list[str]:
+    """One statement per imported module: ``from m import a`` and ``from m import b`` merge."""
+    plain, froms = set(), {}
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            plain.update(ast.unparse(ast.Import(names=[alias])) for alias in node.names)
+        elif node.module != "__future__":
+            key = "." * node.level + (node.module or "")
+            froms.setdefault(key, set()).update(
+                alias.name + (f" as {alias.asname}" if alias.asname else "") for alias in node.names)
+    return sorted(plain) + [f"from {m} import {', '.join(sorted(names))}" for m, names in froms.items()]
 
 
 def _import_sections(imports: list[str]) -> list[str]:
@@ -120,18 +133,18 @@ def _import_sections(imports: list[str]) -> list[str]:
 
 
 def render(blocks: list[Block]) -> str:
-    imports: list[str] = []
+    imports: list[ast.stmt] = []
     bodies: list[str] = []
     names: list[str] = []
     for b in blocks:
         block_imports, body = _split_imports(b.source)
-        imports += [i for i in block_imports if i not in imports and i != "from __future__ import annotations"]
+        imports += block_imports
         for n in public_names(body):
             if n not in names:
                 names.append(n)
         marker = f"# %% {b.notebook} · cell {b.cell} · {b.section}"
         bodies.append(f"{marker}\n{body}\n" if body else f"{marker}\n")
-    imports_text = "\n\n".join(g for g in _import_sections(imports) if g)
+    imports_text = "\n\n".join(g for g in _import_sections(_merge_imports(imports)) if g)
     all_list = "".join(f"    {n!r},\n" for n in names)
     preamble = f"{HEADER}\nfrom __future__ import annotations\n\n{imports_text}\n\n__all__ = [\n{all_list}]\n"
     return "\n\n".join([preamble, *bodies])
