@@ -1,0 +1,1 @@
+"""`make bench`: the chapter's quality and speed benchmarks (see run.py)."""

@@ -1,0 +1,102 @@
+"""Train and evaluate the chapter's models with full budgets; record quality and speed.
+
+    python -m benchmarks.run                    # every area, full budgets
+    python -m benchmarks.run --only context rnn # some areas
+    python -m benchmarks.run --quick            # smoke run (tiny budgets), into a scratch file
+
+Each area is a module ``benchmarks/<area>.py`` with ``run(quick: bool) -> list[dict]``. Quality
+records carry dataset, model, split, nll, perplexity, params, train_seconds, seed; this driver
+adds device and commit. Records replace earlier ones with the same (dataset, model, split), so
+running one area keeps the others. Results: ``benchmarks/results.json`` and ``RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+AREAS = ["context", "rnn", "gated", "speed"]  # in chapter order
+QUALITY_KEYS = ("dataset", "model", "split", "nll", "perplexity", "params", "train_seconds", "seed")
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE,
+                               capture_output=True, text=True).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except OSError:
+        return "unknown"
+
+
+def device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda: " + torch.cuda.get_device_name(0)
+    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def check_record(r: dict, area: str) -> dict:
+    missing = [k for k in QUALITY_KEYS if k not in r]
+    if missing:
+        raise ValueError(f"benchmarks/{area}.py returned a record without {missing}: {r}")
+    if not math.isclose(r["perplexity"], math.exp(r["nll"]), rel_tol=1e-6):
+        raise ValueError(f"perplexity must be exp(nll): {r}")
+    return r
+
+
+def merge(old: list[dict], new: list[dict], key) -> list[dict]:
+    fresh = {key(r) for r in new}
+    return [r for r in old if key(r) not in fresh] + new
+
+
+def quality_key(r):
+    return (r["dataset"], r["model"], r["split"])
+
+
+def speed_key(r):
+    return (r.get("kind", ""), r.get("model", ""), str(r.get("shape", "")), r.get("device", ""))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", nargs="+", choices=AREAS, help="areas to run (default: all that exist)")
+    p.add_argument("--quick", action="store_true", help="tiny budgets; writes results-quick.json")
+    args = p.parse_args(argv)
+    sys.path.insert(0, str(HERE.parent))
+    out = HERE / ("results-quick.json" if args.quick else "results.json")
+    results = json.loads(out.read_text()) if out.exists() else {"quality": [], "speed": []}
+    stamp = {"device": device_name(), "commit": commit()}
+    for area in args.only or AREAS:
+        if not (HERE / f"{area}.py").exists():
+            print(f"[bench] {area}: no benchmarks/{area}.py yet, skipped")
+            continue
+        module = importlib.import_module(f"benchmarks.{area}")
+        print(f"[bench] {area} ...", flush=True)
+        start = time.perf_counter()
+        records = module.run(quick=args.quick)
+        print(f"[bench] {area}: {len(records)} records in {time.perf_counter() - start:.0f} s", flush=True)
+        if area == "speed":
+            results["speed"] = merge(results.get("speed", []), [{**stamp, **r} for r in records], speed_key)
+        else:
+            new = [{**check_record(r, area), **stamp} for r in records]
+            results["quality"] = merge(results.get("quality", []), new, quality_key)
+        out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")  # after each area: nothing lost
+    from benchmarks.report import write_report
+
+    write_report(results, HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md"))
+    print(f"[bench] wrote {out.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""The data layer: mirror, offline errors, checksums, atomic cache, loaders and preprocessing."""
+
+import hashlib
+import shutil
+import urllib.error
+
+import chapter
+import pytest
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    monkeypatch.setenv("CHAPTER_DATA_DIR", str(d))
+    return d
+
+
+def test_mirror_fills_the_cache(cache, mirror, monkeypatch):
+    monkeypatch.setenv("CHAPTER_DATA_MIRROR", str(mirror))
+    monkeypatch.setattr(chapter.urllib.request, "urlopen", lambda *a, **k: pytest.fail("network used"))
+    paths = chapter.fetch_all()
+    assert sorted(p.relative_to(cache).as_posix() for p in paths) == sorted(chapter.DATA_FILES)
+    for p in paths:
+        assert p.read_bytes() == (mirror / p.relative_to(cache)).read_bytes()
+    assert not list(cache.rglob("*.part"))
+    # a second call reads the cache, not the mirror
+    monkeypatch.setenv("CHAPTER_DATA_MIRROR", str(cache.parent / "nowhere"))
+    assert chapter.fetch("time-machine/pg35.txt") == cache / "time-machine" / "pg35.txt"
+
+
+def test_offline_without_mirror_says_what_to_do(cache, monkeypatch):
+    monkeypatch.delenv("CHAPTER_DATA_MIRROR", raising=False)
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(chapter.urllib.request, "urlopen", offline)
+    with pytest.raises(chapter.DataUnavailableError) as err:
+        chapter.load_surnames()
+    message = str(err.value)
+    assert "CHAPTER_DATA_MIRROR" in message and "internet" in message and "surnames_freq_ge_100.csv" in message
+    assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*"))
+
+
+def test_download_path_verifies_and_writes(cache, mirror, monkeypatch):
+    monkeypatch.delenv("CHAPTER_DATA_MIRROR", raising=False)
+    payload = (mirror / "spanish-names" / "male_names.csv").read_bytes()
+
+    class Response:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+        def read(self):
+            return payload
+
+    seen = []
+    monkeypatch.setattr(chapter.urllib.request, "urlopen", lambda url, timeout: seen.append(url) or Response())
+    path = chapter.fetch("spanish-names/male_names.csv")
+    assert seen == [chapter.DATA_FILES["spanish-names/male_names.csv"].url]
+    assert path.read_bytes() == payload
+
+
+def test_corrupted_file_raises_and_leaves_nothing(cache, mirror, tmp_path, monkeypatch):
+    bad = tmp_path / "bad-mirror"
+    shutil.copytree(mirror, bad)
+    target = bad / "spanish-names" / "female_names.csv"
+    target.chmod(0o644)
+    target.write_bytes(target.read_bytes().replace(b"MARIA", b"MARTA", 1))
+    monkeypatch.setenv("CHAPTER_DATA_MIRROR", str(bad))
+    with pytest.raises(chapter.ChecksumError, match="does not match"):
+        chapter.fetch("spanish-names/female_names.csv")
+    assert not (cache / "spanish-names" / "female_names.csv").exists()
+    assert not list(cache.rglob("*.part")) if cache.exists() else True
+
+
+def test_damaged_cache_entry_is_replaced(cache, mirror, monkeypatch):
+    monkeypatch.setenv("CHAPTER_DATA_MIRROR", str(mirror))
+    path = chapter.fetch("spanish-names/male_names.csv")
+    path.write_bytes(b"truncated")
+    assert chapter.fetch("spanish-names/male_names.csv").read_bytes() == (
+        mirror / "spanish-names" / "male_names.csv").read_bytes()
+
+
+def test_gutenberg_checksum_ignores_header_changes(cache, mirror, tmp_path, monkeypatch):
+    edited = tmp_path / "edited"
+    (edited / "time-machine").mkdir(parents=True)
+    text = (mirror / "time-machine" / "pg35.txt").read_text(encoding="utf-8-sig")
+    text = "\ufeffA NEW HEADER LINE\n" + text.replace("Title: The Time Machine", "Title: The Time Machine (new)")
+    (edited / "time-machine" / "pg35.txt").write_text(text + "\nand a new footer\n", encoding="utf-8")
+    monkeypatch.setenv("CHAPTER_DATA_MIRROR", str(edited))
+    book = chapter.time_machine_book()
+    assert book.startswith("The Time Machine") and book.endswith("still lived on in the heart of man.")
+    # ... but a change inside the book is caught
+    (edited / "time-machine" / "pg35.txt").write_text(text.replace("Time Traveller", "Time Traveler", 1))
+    (cache / "time-machine" / "pg35.txt").unlink()
+    with pytest.raises(chapter.ChecksumError):
+        chapter.fetch("time-machine/pg35.txt")
+
+
+def test_unknown_file_and_bad_sex():
+    with pytest.raises(KeyError, match="unknown data file"):
+        chapter.fetch("nope.csv")
+    with pytest.raises(ValueError, match="sex must be"):
+        chapter.load_first_names("other")
+
+
+def test_name_loaders_counts_and_alphabet():
+    surnames, first = chapter.load_surnames(), chapter.load_first_names()
+    assert len(surnames) == 73_793 and len(set(surnames)) == len(surnames) and surnames == sorted(surnames)
+    assert len(first) == 48_687
+    assert len(chapter.load_first_names("male")) == 24_584 and len(chapter.load_first_names("female")) == 24_756
+    alphabet = set("".join(surnames)) | set("".join(first))
+    assert alphabet == set("abcdefghijklmnopqrstuvwxyz ñç'")
+    assert {"muñoz", "de la fuente", "maria carmen"} <= set(surnames) | set(first)
+    assert all(n == n.strip() and n == n.lower() for n in surnames)
+
+
+def test_time_machine_text_and_preprocessing():
+    book = chapter.time_machine_book()
+    assert len(book) == 179_692 and "\ufeff" not in book and "Gutenberg" not in book
+    digest = hashlib.sha256(chapter.gutenberg_book_text(
+        chapter.fetch("time-machine/pg35.txt").read_text(encoding="utf-8-sig")).encode()).hexdigest()
+    assert digest == chapter.DATA_FILES["time-machine/pg35.txt"].sha256
+    text = chapter.load_time_machine()
+    assert len(text) == 174_215
+    assert set(text) == set("abcdefghijklmnopqrstuvwxyz ")
+    assert "  " not in text and text == text.strip()
+    assert text.startswith("the time machine an invention by h g wells")
+    assert chapter.preprocess_text("  Hello,  World!\n—It's 1895.  ") == "hello world it s"
+    assert chapter.preprocess_text("") == ""
