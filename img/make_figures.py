@@ -146,12 +146,12 @@ def label(ax, x, y, text, fontsize=13, color=INK, ha="center", va="center", **kw
 
 
 def fig_rnn():
-    fig, ax = canvas(9.6, 4.3)
+    fig, ax = canvas(10.1, 4.3)
     yx, yh, yy = 0.95, 2.25, 3.55
     w, h = 0.9, 0.55
 
     # (a) cyclic
-    cx = 1.2
+    cx = 0.85
     box(ax, cx, yx, r"$\mathbf{x}_t$", INPUT, w, h)
     box(ax, cx, yh, r"$\mathbf{h}_t$", HIDDEN, w, h)
     box(ax, cx, yy, r"$\mathbf{y}_t$", OUTPUT, w, h)
@@ -167,13 +167,13 @@ def fig_rnn():
     label(ax, cx + 0.3, 0.22, "(a) cyclic", fontsize=15)
 
     # unfold arrow
-    ax.add_patch(FancyArrowPatch((2.85, yh), (3.65, yh), arrowstyle="simple,head_width=0.9,"
+    ax.add_patch(FancyArrowPatch((2.7, yh), (3.4, yh), arrowstyle="simple,head_width=0.9,"
                                  "head_length=0.7,tail_width=0.35", mutation_scale=22,
                                  fc="#bdbdbd", ec="#9a9a9a", lw=1.0, zorder=2))
-    label(ax, 3.25, yh + 0.42, "unfold", fontsize=13, color=GREY)
+    label(ax, 3.05, yh + 0.42, "unfold", fontsize=13, color=GREY)
 
     # (b) unrolled
-    cols = [5.0, 6.85, 8.7]
+    cols = [5.15, 6.95, 8.75]
     subs = ["t-1", "t", "t+1"]
     for c, s in zip(cols, subs):
         box(ax, c, yx, rf"$\mathbf{{x}}_{{{s}}}$", INPUT, w, h)
@@ -204,30 +204,33 @@ def fig_rnn():
 
 
 def fig_bptt_graph():
-    fig, ax = canvas(9.6, 6.0)
+    fig, ax = canvas(9.6, 6.2)
     cols = [1.9, 4.9, 7.9]
     subs = ["t-1", "t", "t+1"]
     yx, yh, yy, yl = 0.75, 2.45, 3.95, 5.3
     w, h = 1.0, 0.58
     P = 0.2  # radius of parameter circles
+    focus = ("#fbd3bd", HILITE)  # H_t itself
 
     for i, (c, s) in enumerate(zip(cols, subs)):
-        centre = i == 1
-        child = i == 2  # H_{t+1} depends on H_t
+        centre, child = i == 1, i == 2  # H_{t+1} is computed from H_t
         box(ax, c, yx, rf"$X_{{{s}}}$", INPUT, w, h)
-        box(ax, c, yh, rf"$H_{{{s}}}$", HIDDEN, w, h,
-            ec=HILITE if (centre or child) else None, lw=2.6 if centre else (2.2 if child else 1.4))
-        box(ax, c, yy, rf"$Y_{{{s}}}$", OUTPUT, w, h,
-            ec=HILITE if centre else None, lw=2.2 if centre else 1.4)
+        if centre:
+            box(ax, c, yh, rf"$H_{{{s}}}$", focus, w, h, lw=2.4)
+        else:
+            box(ax, c, yh, rf"$H_{{{s}}}$", HIDDEN, w, h, ec=HILITE if child else None,
+                lw=2.4 if child else 1.4)
+        box(ax, c, yy, rf"$Y_{{{s}}}$", OUTPUT, w, h, ec=HILITE if centre else None,
+            lw=2.4 if centre else 1.4)
         box(ax, c, yl, rf"$L_{{{s}}}$", LOSS, w, h)
         arrow(ax, (c, yx + h / 2), (c, yh - h / 2))
         arrow(ax, (c, yh + h / 2), (c, yy - h / 2), color=HILITE if centre else INK,
               lw=2.2 if centre else 1.4)
         arrow(ax, (c, yy + h / 2), (c, yl - h / 2))
-        # parameters: U feeds H (with X), b feeds H, V feeds Y (with H)
+        # parameters: U and b feed H (together with X); V feeds Y (together with H)
         pu = (c - 0.85, (yx + yh) / 2)
         pb = (c + 0.85, (yx + yh) / 2)
-        pv = (c - 0.85, (yh + yy) / 2 + 0.05)
+        pv = (c + 0.85, (yh + yy) / 2)
         circle(ax, *pu, r"$U$", PARAM, r=P)
         circle(ax, *pb, r"$b$", PARAM, r=P)
         circle(ax, *pv, r"$V$", PARAM, r=P)
@@ -235,32 +238,34 @@ def fig_bptt_graph():
               head=10, color=PARAM[1])
         arrow(ax, (pb[0] - P * 0.7, pb[1] + P * 0.7), (c + w / 2 - 0.12, yh - h / 2), lw=1.1,
               head=10, color=PARAM[1])
-        arrow(ax, (pv[0] + P * 0.7, pv[1] + P * 0.7), (c - w / 2 + 0.12, yy - h / 2), lw=1.1,
+        arrow(ax, (pv[0] - P * 0.7, pv[1] + P * 0.7), (c + w / 2 - 0.12, yy - h / 2), lw=1.1,
               head=10, color=PARAM[1])
 
-    # recurrent edges with W
     def recurrent(x0, x1, color=INK, lw=1.4):
+        """H_{s-1} -> H_s, with the shared recurrent weight W feeding H_s."""
         arrow(ax, (x0, yh), (x1, yh), color=color, lw=lw)
-        xm = (x0 + x1) / 2
-        circle(ax, xm, yh + 0.62, r"$W$", PARAM, r=P)
-        arrow(ax, (xm + P * 0.75, yh + 0.62 - P * 0.7), (x1 - 0.02, yh + 0.1), lw=1.1, head=10,
-              color=PARAM[1], rad=0.25)
+        pw = (x1 - 0.7, yh + 0.75)
+        circle(ax, *pw, r"$W$", PARAM, r=P)
+        arrow(ax, (pw[0] + P * 0.7, pw[1] - P * 0.7), (x1, yh + h / 2 - 0.1), lw=1.1, head=10,
+              color=PARAM[1])
 
     label(ax, 0.28, yh, r"$\cdots$", fontsize=16)
-    recurrent(0.55, cols[0] - w / 2)
+    recurrent(0.5, cols[0] - w / 2)
     recurrent(cols[0] + w / 2, cols[1] - w / 2)
     recurrent(cols[1] + w / 2, cols[2] - w / 2, color=HILITE, lw=2.2)
     arrow(ax, (cols[2] + w / 2, yh), (9.2, yh))
     label(ax, 9.38, yh, r"$\cdots$", fontsize=16)
 
     # legend
-    ly = 5.78
+    ly = 5.98
     box(ax, 0.45, ly, "", HIDDEN, 0.42, 0.3, rounding=0.05, pad=0.03)
     label(ax, 0.75, ly, "variable", ha="left", fontsize=13)
-    circle(ax, 1.95, ly, "", PARAM, r=0.14)
-    label(ax, 2.17, ly, "parameter (shared over time)", ha="left", fontsize=13)
-    box(ax, 5.25, ly, "", ("white", HILITE), 0.42, 0.3, lw=2.2, rounding=0.05, pad=0.03)
-    label(ax, 5.55, ly, r"computed directly from $H_t$", ha="left", fontsize=13)
+    circle(ax, 1.85, ly, "", PARAM, r=0.14)
+    label(ax, 2.07, ly, "parameter (shared)", ha="left", fontsize=13)
+    box(ax, 4.35, ly, "", focus, 0.42, 0.3, lw=2.2, rounding=0.05, pad=0.03)
+    label(ax, 4.65, ly, r"$H_t$", ha="left", fontsize=13)
+    box(ax, 5.55, ly, "", ("white", HILITE), 0.42, 0.3, lw=2.2, rounding=0.05, pad=0.03)
+    label(ax, 5.85, ly, r"computed directly from $H_t$", ha="left", fontsize=13)
     save(fig, "bptt-graph")
 
 
@@ -270,67 +275,65 @@ def fig_bptt_graph():
 
 
 def fig_gradient_paths():
-    rows = [0, 1, 2, 3]
-    dy = 1.05
-    fig, ax = canvas(10.4, 1.05 + dy * (len(rows) + 1) + 0.15)
-    w, h = 0.95, 0.52
-    step = 1.35
-    x0 = 1.55
-    top = 0.55 + dy * (len(rows) + 1)
+    nrows = 5  # kappa = 0, 1, 2, 3 and the general case
+    dy = 1.0
+    bottom = 0.95
+    top = bottom + dy * nrows
+    fig, ax = canvas(10.4, top + 0.45)
+    w, h = 0.86, 0.5
+    step = 1.12
+    x0 = 1.2
+    fx = 9.15  # formula column
 
-    label(ax, 0.2, top, r"$\kappa$", fontsize=16, ha="left")
-    label(ax, x0 - 0.2, top, "backward path (gradient flows right to left)", fontsize=14,
-          ha="left")
-    label(ax, 8.95, top, r"$\partial L_{t+\kappa} / \partial H_t \propto$", fontsize=15)
+    label(ax, 0.3, top, r"$\kappa$", fontsize=16)
+    label(ax, x0 - 0.43, top, "path from the loss back to $H_t$ (gradients flow right to left)",
+          fontsize=14, ha="left")
+    label(ax, fx, top, r"$\partial L_{t+\kappa} / \partial H_t \;\propto$", fontsize=15)
 
-    def draw_row(y, kappa, general=False):
-        label(ax, 0.28, y, r"$\kappa$" if general else f"{kappa}", fontsize=16)
-        xs = []
-        names = []
+    def draw_row(y, kappa):
+        general = kappa is None
+        label(ax, 0.3, y, r"$\kappa$" if general else f"{kappa}", fontsize=16)
         if general:
             names = [r"$H_t$", r"$H_{t+1}$", None, r"$H_{t+\kappa}$", r"$Y_{t+\kappa}$",
                      r"$L_{t+\kappa}$"]
         else:
-            names = [r"$H_t$"] + [rf"$H_{{t+{j}}}$" for j in range(1, kappa + 1)]
             sub = f"t+{kappa}" if kappa else "t"
+            names = [r"$H_t$"] + [rf"$H_{{t+{j}}}$" for j in range(1, kappa + 1)]
             names += [rf"$Y_{{{sub}}}$", rf"$L_{{{sub}}}$"]
-        x = x0
-        for n in names:
-            xs.append(x)
-            x += step
-        for i, (x, n) in enumerate(zip(xs, names)):
+        xs = [x0 + i * step for i in range(len(names))]
+        for x, n in zip(xs, names):
             if n is None:
                 label(ax, x, y, r"$\cdots$", fontsize=18)
                 continue
             colors = HIDDEN if n.startswith("$H") else (OUTPUT if n.startswith("$Y") else LOSS)
-            box(ax, x, y, n, colors, w, h, fontsize=15)
-        # backward arrows, right to left, with the matrix each step multiplies by
+            box(ax, x, y, n, colors, w, h, fontsize=14)
+        # backward arrows, right to left, each labelled with the matrix it multiplies by
         for i in range(len(xs) - 1, 0, -1):
             a, b = xs[i], xs[i - 1]
-            ra = w / 2 if names[i] else 0.3
-            rb = w / 2 if names[i - 1] else 0.3
+            ra = w / 2 if names[i] else 0.25
+            rb = w / 2 if names[i - 1] else 0.25
             arrow(ax, (a - ra, y), (b + rb, y), color=BACKPROP, lw=1.7)
-            tgt, src = names[i - 1], names[i]
-            if tgt is None or src is None or src.startswith("$L"):
+            src = names[i]
+            if names[i - 1] is None or src is None or src.startswith("$L"):
                 continue
             mat = r"$V^\top$" if src.startswith("$Y") else r"$W^\top$"
-            label(ax, (a + b) / 2, y + 0.3, mat, fontsize=14, color=BACKPROP)
+            label(ax, (a + b) / 2, y + 0.28, mat, fontsize=13, color=BACKPROP)
         if general:
             formula = r"$V^\top (W^\top)^{\kappa}$"
-        elif kappa == 0:
-            formula = r"$V^\top$"
-        elif kappa == 1:
-            formula = r"$V^\top W^\top$"
         else:
-            formula = rf"$V^\top (W^\top)^{{{kappa}}}$"
-        label(ax, 8.95, y, formula, fontsize=16)
+            formula = {0: r"$V^\top$", 1: r"$V^\top W^\top$"}.get(
+                kappa, rf"$V^\top (W^\top)^{{{kappa}}}$")
+        label(ax, fx, y, formula, fontsize=16)
 
-    for k in rows:
-        draw_row(top - dy * (k + 1) + 0.05, k)
-    draw_row(top - dy * (len(rows) + 1) + 0.05, None, general=True)
-    ax.plot([0.1, 10.3], [top - 0.38, top - 0.38], color="#cccccc", lw=1.0)
-    ax.plot([7.95, 7.95], [0.1, top + 0.25], color="#cccccc", lw=1.0)
-    label(ax, 8.95, 0.32, r"(each $W^\top$ also scaled by $\phi'$)", fontsize=12, color=GREY)
+    for k in range(nrows - 1):
+        draw_row(top - dy * (k + 1), k)
+    draw_row(top - dy * nrows, None)
+    ax.plot([0.1, 10.3], [top - 0.4, top - 0.4], color="#cccccc", lw=1.0)
+    ax.plot([8.05, 8.05], [0.1, top + 0.3], color="#cccccc", lw=1.0)
+    label(ax, fx, 0.35, "each $W^\\top$ also comes with\na factor $\\mathrm{diag}(\\phi')$",
+          fontsize=12, color=GREY, linespacing=1.3)
+    label(ax, x0 - 0.43, 0.35, r"length of the path through the hidden states: $\kappa$ steps;"
+          r" every step multiplies the gradient by $W^\top$", fontsize=12, color=GREY, ha="left")
     save(fig, "gradient-paths")
 
 
@@ -340,13 +343,14 @@ def fig_gradient_paths():
 
 
 def fig_context_window():
-    fig, ax = canvas(9.6, 5.1)
-    chars = [".", ".", "g", "a", "r", "c", "i", "a"]
+    fig, ax = canvas(9.9, 5.1)
+    # the surname "garcia", padded with tau boundary tokens "." in front and one behind
+    chars = [".", ".", ".", "g", "a", "r", "c", "i", "a", "."]
     cw, y = 0.62, 4.35
-    x_start = 1.25
+    x_start = 1.15
     xs = [x_start + i * cw for i in range(len(chars))]
-    win = [2, 3, 4]  # "g", "a", "r"
-    target = 5  # "c"
+    win = [3, 4, 5]  # "g", "a", "r"
+    target = 6  # "c"
     for i, (x, ch) in enumerate(zip(xs, chars)):
         if i in win:
             colors, tc = INPUT, INK
@@ -370,8 +374,7 @@ def fig_context_window():
           color=INPUT[1])
     for i, s in zip(win, ["t-3", "t-2", "t-1"]):
         label(ax, xs[i], y - 0.55, rf"$x_{{{s}}}$", fontsize=14)
-    label(ax, (xs[0] + xs[1]) / 2, y - 0.55, "ignored", fontsize=12, color="#a0a0a0")
-    label(ax, xs[-1] + 0.55, y, "…", fontsize=18, color="#a0a0a0")
+    label(ax, xs[1], y - 0.55, "ignored", fontsize=12, color="#a0a0a0")
     label(ax, 0.15, y, "name:", fontsize=14, ha="left", color=GREY)
 
     # model
@@ -382,9 +385,11 @@ def fig_context_window():
           color=GREY, ha="right")
 
     # next-character distribution as a bar chart
-    probs = [("c", 0.31), ("d", 0.17), ("z", 0.12), ("r", 0.10), ("t", 0.08), ("b", 0.06),
-             ("a", 0.05), ("others", 0.11)]
-    bx0, by0, bw, scale = 5.15, 0.6, 0.42, 6.0
+    # relative frequencies of the character after "gar", counted over the unique surnames
+    # of the INE list (1,216 occurrences); "." ends the name
+    probs = [("c", 0.467), ("a", 0.110), ("r", 0.102), ("i", 0.062), (".", 0.036),
+             ("t", 0.035), ("d", 0.032), ("others", 0.156)]
+    bx0, by0, bw, scale = 5.7, 0.6, 0.42, 4.0
     arrow(ax, (mx + 1.15, my), (bx0 - 0.2, my), lw=1.6)
     label(ax, (mx + 1.15 + bx0 - 0.2) / 2, my + 0.26, "softmax", fontsize=12, color=GREY)
     for i, (ch, p) in enumerate(probs):
@@ -396,10 +401,10 @@ def fig_context_window():
         else:
             label(ax, x + bw / 2, by0 - 0.22, ch, fontsize=16, family="DejaVu Sans Mono")
     ax.plot([bx0 - 0.08, bx0 + len(probs) * (bw + 0.08)], [by0, by0], color=INK, lw=1.0)
-    label(ax, bx0 + 2.0, by0 + 0.31 * scale + 0.35,
+    label(ax, bx0 + 2.0, by0 + 0.467 * scale + 0.3,
           r"$p(x_t \mid x_{t-3}, x_{t-2}, x_{t-1})$", fontsize=15)
     label(ax, 0.2, 0.85, "slide the window one step\nto get the next example:\n"
-          "(..g→a), (.ga→r), (gar→c), …", fontsize=12, color=GREY, ha="left", va="center",
+          "(...→g), (..g→a), (.ga→r), (gar→c), …", fontsize=12, color=GREY, ha="left", va="center",
           linespacing=1.5)
     save(fig, "context-window")
 
@@ -409,23 +414,34 @@ def fig_context_window():
 # --------------------------------------------------------------------------------------
 
 
-def cell_legend(ax, x, y):
+def cell_legend(ax, x, y, affine_only=False):
     box(ax, x, y, r"$\sigma$", SIGMA, 0.46, 0.36, fontsize=13, pad=0.03)
-    label(ax, x + 0.33, y, "affine layer + activation", ha="left", fontsize=12)
-    circle(ax, x + 3.3, y, r"$\odot$", r=0.13, fontsize=12)
-    label(ax, x + 3.52, y, "element-wise op", ha="left", fontsize=12)
-    dot(ax, x + 5.4, y)
-    label(ax, x + 5.55, y, "copy", ha="left", fontsize=12)
-    ax.plot([x + 6.25, x + 6.55], [y + 0.12, y - 0.12], color=INK, lw=1.2)
-    label(ax, x + 6.65, y, r"concatenate $[\mathbf{x}_t, \mathbf{h}_{t-1}]$", ha="left",
-          fontsize=12)
+    label(ax, x + 0.3, y, "affine + activation", ha="left", fontsize=12)
+    x += 2.05
+    if affine_only:
+        box(ax, x, y, "", LINEAR, 0.46, 0.36, pad=0.03)
+        label(ax, x + 0.3, y, "affine only", ha="left", fontsize=12)
+        x += 1.45
+    circle(ax, x, y, r"$\odot$", r=0.13, fontsize=12)
+    label(ax, x + 0.22, y, "element-wise", ha="left", fontsize=12)
+    x += 1.5
+    dot(ax, x, y)
+    label(ax, x + 0.15, y, "copy", ha="left", fontsize=12)
+    x += 0.85
+    ax.plot([x - 0.12, x + 0.12], [y - 0.12, y + 0.12], color=INK, lw=1.2)
+    label(ax, x + 0.25, y, "concatenate", ha="left", fontsize=12)
+
+
+def cell_background(ax, x0, x1, y0=0.95, y1=5.0):
+    ax.add_patch(FancyBboxPatch((x0, y0), x1 - x0, y1 - y0,
+                                boxstyle="round,pad=0,rounding_size=0.25",
+                                fc=CELL_BG[0], ec=CELL_BG[1], lw=1.3, zorder=0))
 
 
 def fig_lstm():
-    fig, ax = canvas(9.6, 5.9)
-    # cell background
-    ax.add_patch(FancyBboxPatch((1.25, 0.95), 7.0, 4.05, boxstyle="round,pad=0,rounding_size=0.25",
-                                fc=CELL_BG[0], ec=CELL_BG[1], lw=1.3, zorder=0))
+    """PyTorch's LSTM: i, f, g, o from [x_t, h_{t-1}]; c_t = f*c_{t-1} + i*g; h_t = o*tanh(c_t)."""
+    fig, ax = canvas(9.8, 5.9)
+    cell_background(ax, 1.25, 8.35)
     yc, ybus, ygate = 4.35, 1.45, 2.45
     gx = [2.35, 3.55, 4.75, 6.25]  # f, i, g, o
     names = [r"$\mathbf{f}_t$", r"$\mathbf{i}_t$", r"$\mathbf{g}_t$", r"$\mathbf{o}_t$"]
@@ -433,137 +449,132 @@ def fig_lstm():
     acts = [r"$\sigma$", r"$\sigma$", r"$\tanh$", r"$\sigma$"]
     gw, gh = 0.8, 0.5
 
-    # memory cell line
+    # memory cell line: c_{t-1} -> (* f_t) -> (+ i_t * g_t) -> c_t
     label(ax, 0.45, yc, r"$\mathbf{c}_{t-1}$", fontsize=16)
     fx, ix = gx[0], gx[2]
     arrow(ax, (0.8, yc), (fx - 0.17, yc), lw=2.2)
     circle(ax, fx, yc, r"$\odot$")
     arrow(ax, (fx + 0.17, yc), (ix - 0.17, yc), lw=2.2)
     circle(ax, ix, yc, r"$+$")
-    arrow(ax, (ix + 0.17, yc), (9.0, yc), lw=2.2)
-    label(ax, 9.25, yc, r"$\mathbf{c}_t$", fontsize=16)
+    arrow(ax, (ix + 0.17, yc), (9.15, yc), lw=2.2)
+    label(ax, 9.45, yc, r"$\mathbf{c}_t$", fontsize=16)
 
-    # inputs: h_{t-1} from the left, x_t from below, joined into one bus
-    yh_in = ybus
-    label(ax, 0.45, yh_in, r"$\mathbf{h}_{t-1}$", fontsize=16)
+    # inputs: h_{t-1} from the left, x_t from below, concatenated into one bus
+    label(ax, 0.45, ybus, r"$\mathbf{h}_{t-1}$", fontsize=16)
     jx = 1.75
-    polyline(ax, [(0.85, yh_in), (jx, yh_in)], arrowhead=False)
+    polyline(ax, [(0.85, ybus), (jx, ybus)], arrowhead=False)
     label(ax, jx, 0.3, r"$\mathbf{x}_t$", fontsize=16)
-    polyline(ax, [(jx, 0.5), (jx, yh_in)], arrowhead=False)
-    ax.plot([jx - 0.12, jx + 0.12], [yh_in - 0.12, yh_in + 0.12], color=INK, lw=1.2, zorder=4)
-    polyline(ax, [(jx, yh_in), (gx[-1], yh_in)], arrowhead=False)
+    polyline(ax, [(jx, 0.5), (jx, ybus)], arrowhead=False)
+    ax.plot([jx - 0.12, jx + 0.12], [ybus - 0.12, ybus + 0.12], color=INK, lw=1.2, zorder=4)
+    polyline(ax, [(jx, ybus), (gx[-1], ybus)], arrowhead=False)
     for x in gx:
-        dot(ax, x, yh_in)
-        arrow(ax, (x, yh_in), (x, ygate - gh / 2))
-
+        dot(ax, x, ybus)
+        arrow(ax, (x, ybus), (x, ygate - gh / 2))
     for x, k, a, n in zip(gx, kinds, acts, names):
         box(ax, x, ygate, a, k, gw, gh, fontsize=15)
         label(ax, x + 0.17, ygate + gh / 2 + 0.22, n, ha="left", fontsize=15)
 
-    # f -> forget multiply
+    # f_t scales the old memory; i_t * g_t is added to it
     arrow(ax, (fx, ygate + gh / 2), (fx, yc - 0.17))
-    # i and g -> multiply -> add to the cell line
     mx, my = gx[2], 3.45
     circle(ax, mx, my, r"$\odot$")
     polyline(ax, [(gx[1], ygate + gh / 2), (gx[1], my), (mx - 0.17, my)])
     arrow(ax, (gx[2], ygate + gh / 2), (mx, my - 0.17))
     arrow(ax, (mx, my + 0.17), (ix, yc - 0.17))
 
-    # output: tanh(c_t) * o_t
+    # h_t = o_t * tanh(c_t)
     tx = 7.35
     dot(ax, tx, yc)
     box(ax, tx, 3.6, r"$\tanh$", TANH, 0.8, 0.42, fontsize=14, rounding=0.2)
     arrow(ax, (tx, yc), (tx, 3.6 + 0.21))
-    ox, oy = tx, 2.45
+    ox, oy = tx, ygate
     circle(ax, ox, oy, r"$\odot$")
     arrow(ax, (tx, 3.6 - 0.21), (ox, oy + 0.17))
     arrow(ax, (gx[3] + gw / 2, ygate), (ox - 0.17, oy))
-    # h_t leaves to the right and up (as the output y of this step)
-    polyline(ax, [(ox, oy - 0.17), (ox, ybus), (9.0, ybus)], lw=2.0)
-    label(ax, 9.25, ybus, r"$\mathbf{h}_t$", fontsize=16)
-    dot(ax, 7.9, ybus)
-    arrow(ax, (7.9, ybus), (7.9, 5.55), lw=1.4, ls="-")
-    label(ax, 7.9, 5.72, r"$\mathbf{h}_t$ (output)", fontsize=14)
-    # hide the output line where it crosses the cell line with a gap marker
-    ax.add_patch(Circle((7.9, yc), 0.07, fc=CELL_BG[0], ec="none", zorder=2.5))
+    polyline(ax, [(ox, oy - 0.17), (ox, ybus), (9.15, ybus)], lw=2.0)
+    label(ax, 9.45, ybus, r"$\mathbf{h}_t$", fontsize=16)
+    # a copy of h_t goes up as this step's output; it passes under the memory line
+    hx = 7.95
+    dot(ax, hx, ybus)
+    polyline(ax, [(hx, ybus), (hx, yc - 0.1)], arrowhead=False)
+    arrow(ax, (hx, yc + 0.1), (hx, 5.5))
+    label(ax, hx, 5.68, r"$\mathbf{h}_t$ (output)", fontsize=14)
 
-    cell_legend(ax, 2.4, 0.3)
+    cell_legend(ax, 2.75, 0.3)
     save(fig, "lstm")
 
 
 def fig_gru():
-    fig, ax = canvas(9.6, 5.9)
-    ax.add_patch(FancyBboxPatch((1.25, 0.95), 7.0, 4.05, boxstyle="round,pad=0,rounding_size=0.25",
-                                fc=CELL_BG[0], ec=CELL_BG[1], lw=1.3, zorder=0))
-    yt, ybus, ygate = 4.35, 1.45, 2.45
-    # top line: h_{t-1} ... (z * h_{t-1}) + ((1 - z) * n) -> h_t
+    """PyTorch's GRU: r, z from [x_t, h_{t-1}]; n = tanh(W_in x + b_in + r * (W_hn h + b_hn));
+    h_t = (1 - z) * n + z * h_{t-1}."""
+    fig, ax = canvas(9.8, 5.9)
+    cell_background(ax, 1.25, 8.35)
+    yt, ybus, ylow, ygate = 4.35, 1.45, 1.15, 2.1
+    jx, rx, zx = 1.75, 2.85, 6.3  # junction, reset gate, update gate
+    hn_x, nx, addx = 3.95, 5.15, 7.35  # W_hn column, candidate column, final sum
+
+    # top line: h_{t-1} -> (* z_t) -> (+ (1 - z_t) * n_t) -> h_t
     label(ax, 0.45, yt, r"$\mathbf{h}_{t-1}$", fontsize=16)
-    zx, ax_ = 3.55, 6.55  # multiply by z, add
     arrow(ax, (0.85, yt), (zx - 0.17, yt), lw=2.2)
     circle(ax, zx, yt, r"$\odot$")
-    arrow(ax, (zx + 0.17, yt), (ax_ - 0.17, yt), lw=2.2)
-    circle(ax, ax_, yt, r"$+$")
-    arrow(ax, (ax_ + 0.17, yt), (9.0, yt), lw=2.2)
-    label(ax, 9.25, yt, r"$\mathbf{h}_t$", fontsize=16)
-    dot(ax, 7.9, yt)
-    arrow(ax, (7.9, yt), (7.9, 5.55))
-    label(ax, 7.9, 5.72, r"$\mathbf{h}_t$ (output)", fontsize=14)
+    arrow(ax, (zx + 0.17, yt), (addx - 0.17, yt), lw=2.2)
+    circle(ax, addx, yt, r"$+$")
+    arrow(ax, (addx + 0.17, yt), (9.15, yt), lw=2.2)
+    label(ax, 9.45, yt, r"$\mathbf{h}_t$", fontsize=16)
+    hx = 7.95
+    dot(ax, hx, yt)
+    arrow(ax, (hx, yt), (hx, 5.5))
+    label(ax, hx, 5.68, r"$\mathbf{h}_t$ (output)", fontsize=14)
 
-    # h_{t-1} is copied down into the bus; x_t comes from below
-    jx = 1.75
+    # gates r_t and z_t read the concatenation of x_t and h_{t-1}
     dot(ax, jx, yt)
     polyline(ax, [(jx, yt), (jx, ybus)], arrowhead=False)
     label(ax, jx, 0.3, r"$\mathbf{x}_t$", fontsize=16)
     polyline(ax, [(jx, 0.5), (jx, ybus)], arrowhead=False)
     ax.plot([jx - 0.12, jx + 0.12], [ybus - 0.12, ybus + 0.12], color=INK, lw=1.2, zorder=4)
-    rx, zgx = 2.45, 3.55
-    polyline(ax, [(jx, ybus), (zgx, ybus)], arrowhead=False)
-    for x in (rx, zgx):
+    polyline(ax, [(jx, ybus), (zx, ybus)], arrowhead=False)
+    for x in (rx, zx):
         dot(ax, x, ybus)
         arrow(ax, (x, ybus), (x, ygate - 0.25))
-    box(ax, rx, ygate, r"$\sigma$", SIGMA, 0.8, 0.5)
-    label(ax, rx - 0.45, ygate + 0.43, r"$\mathbf{r}_t$", fontsize=15, ha="left")
-    box(ax, zgx, ygate, r"$\sigma$", SIGMA, 0.8, 0.5)
-    label(ax, zgx + 0.17, ygate + 0.47, r"$\mathbf{z}_t$", fontsize=15, ha="left")
-    # z_t gates the old state on the top line
-    arrow(ax, (zgx, ygate + 0.25), (zx, yt - 0.17))
-    # 1 - z_t gates the candidate
-    oz = (4.6, 3.4)
-    circle(ax, *oz, r"$1-$", r=0.22, fontsize=12)
-    dot(ax, zgx, 3.4)
-    arrow(ax, (zgx, 3.4), (oz[0] - 0.22, 3.4))
+        box(ax, x, ygate, r"$\sigma$", SIGMA, 0.8, 0.5)
+    label(ax, rx + 0.47, ygate - 0.05, r"$\mathbf{r}_t$", fontsize=15, ha="left")
+    label(ax, zx + 0.47, ygate - 0.05, r"$\mathbf{z}_t$", fontsize=15, ha="left")
 
-    # candidate n_t = tanh(W_in x + b_in + r * (W_hn h + b_hn))
-    # the hidden part: separate affine map of h_{t-1}, then multiplied by r_t
-    hx_lin = 5.05
-    # x_t path to the candidate: a separate line at the bottom
-    ylow = 1.15
+    # candidate: n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
+    ym = 2.85  # row of the reset product and the sum
+    dot(ax, hn_x, yt)
+    arrow(ax, (hn_x, yt), (hn_x, 3.6 + 0.25))
+    box(ax, hn_x, 3.6, r"$W_{hn}$", LINEAR, 0.9, 0.5, fontsize=14)
+    circle(ax, hn_x, ym, r"$\odot$")
+    arrow(ax, (hn_x, 3.6 - 0.25), (hn_x, ym + 0.17))
+    polyline(ax, [(rx, ygate + 0.25), (rx, ym), (hn_x - 0.17, ym)])
+    # x_t alone feeds W_in; its line passes under the gate bus
     dot(ax, jx, ylow)
-    polyline(ax, [(jx, ylow), (5.75, ylow), (5.75, 2.05 - 0.25)])
-    box(ax, 5.75, 2.05, r"$W_{in}\cdot$", LINEAR, 0.95, 0.5, fontsize=13)
-    # h_{t-1} affine map
-    dot(ax, hx_lin, yt)
-    box(ax, hx_lin, 3.5, r"$W_{hn}\cdot$", LINEAR, 0.95, 0.5, fontsize=13)
-    arrow(ax, (hx_lin, yt), (hx_lin, 3.75))
-    rm = (hx_lin, 2.75)
-    circle(ax, *rm, r"$\odot$")
-    arrow(ax, (hx_lin, 3.25), (rm[0], rm[1] + 0.17))
-    polyline(ax, [(rx, ygate + 0.25), (rx, 2.9), (3.0, 2.9), (3.0, rm[1]), (rm[0] - 0.17, rm[1])])
-    add = (5.75, 2.75)
-    circle(ax, *add, r"$+$")
-    arrow(ax, (rm[0] + 0.17, rm[1]), (add[0] - 0.17, add[1]))
-    arrow(ax, (5.75, 2.3), (add[0], add[1] - 0.17))
-    tn = (6.75, 2.75)
-    box(ax, tn[0], tn[1] + 0.0, r"$\tanh$", TANH, 0.8, 0.46, fontsize=14)
-    arrow(ax, (add[0] + 0.17, add[1]), (tn[0] - 0.4, tn[1]))
-    label(ax, tn[0] + 0.47, tn[1] - 0.3, r"$\mathbf{n}_t$", fontsize=15, ha="left")
-    mul = (6.55, 3.4)
-    circle(ax, *mul, r"$\odot$")
-    arrow(ax, (oz[0] + 0.22, 3.4), (mul[0] - 0.17, 3.4))
-    arrow(ax, (tn[0] - 0.2, tn[1] + 0.23), (mul[0], mul[1] - 0.17))
-    arrow(ax, (mul[0], mul[1] + 0.17), (ax_, yt - 0.17))
+    polyline(ax, [(jx, ylow), (nx, ylow), (nx, ybus - 0.09)], arrowhead=False)
+    arrow(ax, (nx, ybus + 0.09), (nx, 2.05 - 0.25))
+    box(ax, nx, 2.05, r"$W_{in}$", LINEAR, 0.9, 0.5, fontsize=14)
+    circle(ax, nx, ym, r"$+$")
+    arrow(ax, (hn_x + 0.17, ym), (nx - 0.17, ym))
+    arrow(ax, (nx, 2.05 + 0.25), (nx, ym - 0.17))
+    box(ax, nx, 3.6, r"$\tanh$", TANH, 0.8, 0.46, fontsize=14)
+    arrow(ax, (nx, ym + 0.17), (nx, 3.6 - 0.23))
+    label(ax, nx + 0.2, 3.6 + 0.42, r"$\mathbf{n}_t$", fontsize=15, ha="left")
 
-    cell_legend(ax, 2.4, 0.3)
+    # z_t scales the old state; (1 - z_t) scales the candidate; the two are added
+    arrow(ax, (zx, ygate + 0.25), (zx, yt - 0.17))
+    yo = 2.85
+    dot(ax, zx, yo)
+    circle(ax, 6.85, yo, r"$1-$", r=0.21, fontsize=12)
+    arrow(ax, (zx, yo), (6.85 - 0.21, yo))
+    mul = (addx, 3.6)
+    circle(ax, *mul, r"$\odot$")
+    polyline(ax, [(6.85 + 0.21, yo), (addx, yo), (addx, mul[1] - 0.17)])
+    # n_t crosses over the z_t line to reach the product
+    polyline(ax, [(nx + 0.4, 3.6), (zx - 0.09, 3.6)], arrowhead=False)
+    arrow(ax, (zx + 0.09, 3.6), (addx - 0.17, 3.6))
+    arrow(ax, (mul[0], mul[1] + 0.17), (addx, yt - 0.17))
+
+    cell_legend(ax, 2.4, 0.3, affine_only=True)
     save(fig, "gru")
 
 
