@@ -40,7 +40,7 @@ def _met(record: dict, target: str) -> bool:
 def speed_table(records: list[dict]) -> list[str]:
     if not records:
         return []
-    keys = [k for k in ("kind", "model", "shape", "device", "ours_ms", "reference_ms", "ratio", "note")
+    keys = [k for k in ("kind", "model", "shape", "device", "ours_ms", "reference_ms", "ratio", "target", "note")
             if any(k in r for r in records)]
     lines = ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
     for r in records:

@@ -13,7 +13,9 @@ cell's traceback; the exit status is non-zero.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,7 +24,7 @@ import jupytext
 import nbformat
 from nbclient import NotebookClient
 
-from . import NOTEBOOKS, notebook_sources
+from . import NOTEBOOKS, ROOT, notebook_sources
 
 
 def execute_notebook(md: Path, out: Path, quick: bool, timeout: int = 1800) -> float:
@@ -58,6 +60,11 @@ def execute_notebook(md: Path, out: Path, quick: bool, timeout: int = 1800) -> f
     return elapsed
 
 
+def _commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("only", nargs="*", help="notebook name prefixes (e.g. 02); default: all")
@@ -67,14 +74,20 @@ def main(argv=None) -> int:
     paths = [m for m in notebook_sources() if not args.only or m.name.startswith(tuple(args.only))]
     if not paths:
         p.error(f"no notebook matches {args.only}")
-    total = 0.0
+    total, times = 0.0, {}
     for md in paths:
         out = (args.out or md.parent) / (md.stem + ".ipynb")
         print(f"executing {md.name} ({'quick' if args.quick else 'full'} mode) ...", flush=True)
         seconds = execute_notebook(md, out, quick=args.quick)
         total += seconds
+        times[md.stem] = round(seconds, 1)
         print(f"  {md.name}: {seconds:.1f} s -> {out}", flush=True)
     print(f"all {len(paths)} notebooks: {total:.1f} s")
+    if not args.quick and not args.only and args.out is None:
+        # A full run of the whole chapter: keep its timings for `make bench` (benchmarks/speed.py).
+        record = {"seconds": times, "commit": _commit(), "cpu_threads": os.cpu_count(),
+                  "when": time.strftime("%Y-%m-%d")}
+        (ROOT / "benchmarks" / "chapter-times.json").write_text(json.dumps(record, indent=1) + "\n")
     return 0
 
 

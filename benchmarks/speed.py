@@ -1,0 +1,157 @@
+"""Speed: the chapter's from-scratch cells against torch.nn, BPTT by hand against autograd,
+and how long the chapter takes to export and to execute.
+
+Cells are timed side by side in one process: for each repetition, ours and torch.nn's run one
+forward+backward pass each on the same input with the same weights (interleaved, so that a
+change of machine load hits both); we report medians and their ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SHAPES = [(64, 64, 32, 256), (256, 128, 64, 512), (1024, 256, 64, 1024)]  # (B, T, D, H)
+CHAPTER_TIMES = ROOT / "benchmarks" / "chapter-times.json"
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _fwd_bwd(module, x, device):
+    _sync(device)
+    start = time.perf_counter()
+    out, _ = module(x)
+    out.sum().backward()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def _reps(shape, device) -> int:
+    B, T, D, H = shape
+    if device.type == "cuda":
+        return 20
+    work = B * T * H * H
+    return 7 if work < 5e9 else (3 if work < 1e11 else 2)
+
+
+def time_cells(shapes=SHAPES, device=None, cells=("RNN", "GRU", "LSTM"), compiled: bool = False) -> list[dict]:
+    import chapter
+
+    device = device or torch.device("cpu")
+    records = []
+    for shape in shapes:
+        B, T, D, H = shape
+        for name in cells:
+            if not hasattr(chapter, name):
+                print(f"  chapter.{name} does not exist yet: skipped")
+                continue
+            torch.manual_seed(0)
+            reference = getattr(torch.nn, name)(D, H).to(device)
+            ours = getattr(chapter, name).from_torch(reference).to(device)
+            if compiled:
+                ours = torch.compile(ours)
+            x = torch.randn(T, B, D, device=device)
+            _fwd_bwd(ours, x, device), _fwd_bwd(reference, x, device)  # warm-up
+            times = {"ours": [], "reference": []}
+            for _ in range(_reps(shape, device)):
+                times["ours"].append(_fwd_bwd(ours, x, device))
+                times["reference"].append(_fwd_bwd(reference, x, device))
+                ours.zero_grad(set_to_none=True), reference.zero_grad(set_to_none=True)
+            ours_ms = 1000 * statistics.median(times["ours"])
+            ref_ms = 1000 * statistics.median(times["reference"])
+            records.append({"kind": "cell fwd+bwd", "model": f"chapter.{name} vs torch.nn.{name}",
+                            "shape": f"B={B} T={T} D={D} H={H}",
+                            "device": str(device) + (" compiled" if compiled else ""),
+                            "ours_ms": ours_ms, "reference_ms": ref_ms, "ratio": ours_ms / ref_ms,
+                            "target": "ratio <= 1.2" if device.type == "cpu" else "ratio <= 2.0"})
+            print(f"  {name:4s} {records[-1]['shape']:28s} ours {ours_ms:9.1f} ms  torch {ref_ms:9.1f} ms  "
+                  f"ratio {ours_ms / ref_ms:.2f}", flush=True)
+            del ours, reference, x
+    return records
+
+
+def time_bptt(reps: int = 7) -> list[dict]:
+    """``bptt_gradients`` (hand-derived) against autograd on the RNN language model."""
+    import chapter
+
+    if not hasattr(chapter, "bptt_gradients"):
+        return []
+    torch.manual_seed(0)
+    V, H, T, B = 28, 256, 64, 32
+    model = chapter.RNNLanguageModel(V, H)
+    X, Y = torch.randint(V, (T, B)), torch.randint(V, (T, B))
+
+    def autograd():
+        model.zero_grad(set_to_none=True)
+        logits, _ = model(X)
+        chapter.next_token_loss(logits, Y).backward()
+
+    def by_hand():
+        chapter.bptt_gradients(model, X, Y)
+
+    times = {"hand": [], "autograd": []}
+    autograd(), by_hand()
+    for _ in range(reps):
+        for key, fn in (("hand", by_hand), ("autograd", autograd)):
+            start = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - start)
+    hand, auto = (1000 * statistics.median(times[k]) for k in ("hand", "autograd"))
+    print(f"  bptt_gradients {hand:.1f} ms vs autograd {auto:.1f} ms: ratio {hand / auto:.2f}")
+    return [{"kind": "bptt", "model": "bptt_gradients vs autograd (RNN LM)", "shape": f"V={V} H={H} T={T} B={B}",
+             "device": "cpu", "ours_ms": hand, "reference_ms": auto, "ratio": hand / auto, "target": "ratio <= 1.0"}]
+
+
+def time_export() -> list[dict]:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "chapterkit.export", "--check"], cwd=ROOT, check=True,
+                   capture_output=True)
+    seconds = time.perf_counter() - start
+    print(f"  export --check: {seconds:.2f} s")
+    return [{"kind": "export", "model": "python -m chapterkit.export --check", "device": "cpu",
+             "ours_ms": 1000 * seconds, "note": "whole process, interpreter start included"}]
+
+
+def time_chapter(quick: bool) -> list[dict]:
+    """Quick mode is executed here; full mode is read from the last `make notebooks` run."""
+    records = []
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "chapterkit.execute", "--quick", "--out", out], cwd=ROOT,
+                       check=True, capture_output=True)
+        seconds = time.perf_counter() - start
+    print(f"  chapter in quick mode: {seconds:.1f} s")
+    records.append({"kind": "chapter", "model": "all notebooks, quick mode (CHAPTER_QUICK=1)", "device": "cpu",
+                    "ours_ms": 1000 * seconds, "target": "<= 90 s", "note": f"{seconds:.0f} s"})
+    if CHAPTER_TIMES.exists():
+        full = json.loads(CHAPTER_TIMES.read_text())
+        total = sum(full["seconds"].values())
+        records.append({"kind": "chapter", "model": "all notebooks, full mode", "device": full.get("device", "cpu"),
+                        "ours_ms": 1000 * total, "target": "<= 600 s",
+                        "note": f"{total:.0f} s, from `make notebooks` at {full.get('commit', '?')}: "
+                                + ", ".join(f"{k} {v:.0f} s" for k, v in full["seconds"].items())})
+    return records
+
+
+def run(quick: bool) -> list[dict]:
+    torch.set_num_threads(torch.get_num_threads())
+    shapes = [(8, 8, 4, 16)] if quick else SHAPES
+    records = time_cells(shapes)
+    if torch.cuda.is_available():
+        records += time_cells(shapes, device=torch.device("cuda"))
+        records += time_cells([(256, 128, 64, 512)], device=torch.device("cuda"), compiled=True)
+    records += time_bptt(reps=2 if quick else 7)
+    records += time_export()
+    records += time_chapter(quick)
+    return records
