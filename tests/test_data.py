@@ -4,8 +4,9 @@ import hashlib
 import shutil
 import urllib.error
 
-import chapter
 import pytest
+
+import chapter
 
 
 @pytest.fixture

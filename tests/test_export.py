@@ -6,6 +6,7 @@ import re
 import jupytext
 import nbformat
 import pytest
+
 from chapterkit import CHAPTER_PY, NOTEBOOKS, notebook_sources
 from chapterkit.export import collect, export, render
 from chapterkit.magic import SaveCellError, check_plain_python, defined_names

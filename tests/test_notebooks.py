@@ -4,6 +4,7 @@ import os
 
 import nbformat
 import pytest
+
 from chapterkit import CHAPTER_PY, notebook_sources
 from chapterkit.execute import execute_notebook
 

@@ -1,10 +1,11 @@
 """Leak-free splits, context windows and sequence batches."""
 
-import chapter
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import chapter
 
 
 @given(st.lists(st.text(alphabet="abc ñ", min_size=1, max_size=6), min_size=3, max_size=80), st.integers(0, 5))

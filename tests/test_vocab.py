@@ -1,9 +1,10 @@
 """Vocab and tokenizer properties."""
 
-import chapter
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+import chapter
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyzñç' "
 VOCAB = chapter.Vocab(["muñoz", "garçon", "d'ors", "de la fuente", "abcdefghijklmnopqrstuvwxyz"],
