@@ -5,6 +5,18 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+# The issues' targets for the test split (met or not, RESULTS.md reports what was measured).
+TARGETS = {
+    ("surnames", "n-gram"): "nll <= 2.18",
+    ("surnames", "MLP"): "nll <= 2.12",
+    ("surnames", "causal CNN"): "nll <= 2.08",
+    ("surnames", "RNN (from scratch)"): "nll <= 2.08",
+    ("time-machine", "RNN (from scratch)"): "perplexity <= 4.5",
+    ("surnames", "GRU (from scratch)"): "nll <= 2.00 (best gated)",
+    ("surnames", "LSTM (from scratch)"): "nll <= 2.00 (best gated)",
+    ("time-machine", "GRU (from scratch)"): "perplexity <= 4.0 (best gated)",
+    ("time-machine", "LSTM (from scratch)"): "perplexity <= 4.0 (best gated)",
+}
 DATASETS = {"surnames": "Spanish surnames (nats/char)", "time-machine": "The Time Machine (nats/char)"}
 
 
@@ -21,7 +33,7 @@ def quality_table(records: list[dict], dataset: str) -> list[str]:
         by_split = {r["split"]: r for r in rows if r["model"] == m}
         test = by_split.get("test", {})
         any_r = next(iter(by_split.values()))
-        target = test.get("target")
+        target = TARGETS.get((dataset, m)) if test else None
         met = "" if target is None else ("yes" if _met(test, target) else "**no**")
         lines.append(
             f"| {m} | {any_r['params']:,} | {any_r['train_seconds']:.0f} | "
@@ -32,7 +44,7 @@ def quality_table(records: list[dict], dataset: str) -> list[str]:
 
 def _met(record: dict, target: str) -> bool:
     """``target`` reads like "nll <= 2.08" or "perplexity <= 4.5"."""
-    metric, op, value = target.split()
+    metric, op, value = target.split()[:3]
     assert op == "<=", target
     return record[metric] <= float(value)
 
