@@ -150,15 +150,19 @@ def fig_rnn():
     yx, yh, yy = 0.95, 2.25, 3.55
     w, h = 0.9, 0.55
 
+    def column(c, s):
+        """x_s -> h_s -> y_s at horizontal position c, with the shared weights U and V."""
+        box(ax, c, yx, rf"$\mathbf{{x}}_{{{s}}}$", INPUT, w, h)
+        box(ax, c, yh, rf"$\mathbf{{h}}_{{{s}}}$", HIDDEN, w, h)
+        box(ax, c, yy, rf"$\mathbf{{y}}_{{{s}}}$", OUTPUT, w, h)
+        arrow(ax, (c, yx + h / 2), (c, yh - h / 2))
+        arrow(ax, (c, yh + h / 2), (c, yy - h / 2))
+        label(ax, c - 0.17, (yx + yh) / 2, r"$U$", ha="right", fontsize=15)
+        label(ax, c - 0.17, (yh + yy) / 2, r"$V$", ha="right", fontsize=15)
+
     # (a) cyclic
     cx = 0.85
-    box(ax, cx, yx, r"$\mathbf{x}_t$", INPUT, w, h)
-    box(ax, cx, yh, r"$\mathbf{h}_t$", HIDDEN, w, h)
-    box(ax, cx, yy, r"$\mathbf{y}_t$", OUTPUT, w, h)
-    arrow(ax, (cx, yx + h / 2), (cx, yh - h / 2))
-    arrow(ax, (cx, yh + h / 2), (cx, yy - h / 2))
-    label(ax, cx - 0.17, (yx + yh) / 2, r"$U$", ha="right", fontsize=15)
-    label(ax, cx - 0.17, (yh + yy) / 2, r"$V$", ha="right", fontsize=15)
+    column(cx, "t")
     # self loop on h: leaves the right side, comes back to the right side
     r = cx + w / 2
     curve(ax, [(r, yh + 0.12), (r + 0.95, yh + 0.75), (r + 0.95, yh - 0.75), (r, yh - 0.12)],
@@ -176,13 +180,7 @@ def fig_rnn():
     cols = [5.15, 6.95, 8.75]
     subs = ["t-1", "t", "t+1"]
     for c, s in zip(cols, subs):
-        box(ax, c, yx, rf"$\mathbf{{x}}_{{{s}}}$", INPUT, w, h)
-        box(ax, c, yh, rf"$\mathbf{{h}}_{{{s}}}$", HIDDEN, w, h)
-        box(ax, c, yy, rf"$\mathbf{{y}}_{{{s}}}$", OUTPUT, w, h)
-        arrow(ax, (c, yx + h / 2), (c, yh - h / 2))
-        arrow(ax, (c, yh + h / 2), (c, yy - h / 2))
-        label(ax, c - 0.17, (yx + yh) / 2, r"$U$", ha="right", fontsize=15)
-        label(ax, c - 0.17, (yh + yy) / 2, r"$V$", ha="right", fontsize=15)
+        column(c, s)
     left_in = cols[0] - w / 2 - 0.75
     label(ax, left_in - 0.12, yh, r"$\cdots$", ha="right", fontsize=16)
     arrow(ax, (left_in, yh), (cols[0] - w / 2, yh), color=HIDDEN[1], lw=1.6)
