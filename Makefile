@@ -1,15 +1,23 @@
-# Thin wrappers; the work is done by chapterkit/, tests/ and benchmarks/.
-#   make chapter   venv + install, export chapter.py, fetch data, execute every notebook (full mode)
-#   make test      the whole test suite (notebooks run in quick mode)
+# Thin wrappers; the work is done by chapterkit/, tests/ and benchmarks/. `make help` lists the targets.
+# Set-up from a fresh clone is two commands: `make chapter`, then `make test`.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # The PyTorch release this chapter is tested with, installed before the project so that pip keeps
 # it (pyproject.toml admits any 2.x >= 2.1). Override e.g. with `make chapter TORCH=torch`.
 TORCH  ?= torch==2.13.0
+# Notebooks to execute: name prefixes, e.g. `make notebooks NB=05` or NB="02 03"; empty: all.
+NB     ?=
+# `make notebooks FORCE=1` re-executes notebooks whose outputs are already up to date.
+FORCE  ?=
 STAMP  := $(VENV)/.installed
 BOOK_STAMP := $(VENV)/.book-installed
 
-.PHONY: chapter test export export-check data notebooks quick bench book book-deps screenshots lint clean
+.DEFAULT_GOAL := help
+.PHONY: help chapter test export export-check data notebooks quick bench book book-deps screenshots lint clean
+
+help: ## list the targets
+	@echo "usage: make TARGET [NB=05] [FORCE=1] [TORCH=torch]"
+	@awk -F ':.*## ' '/^[a-z-]+:.*## / { printf "  %-13s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,40 +30,39 @@ $(BOOK_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install --quiet -e ".[book]"
 	touch $@
 
-chapter: $(STAMP) export data notebooks
+chapter: $(STAMP) export data notebooks ## set-up 1/2: venv + install, export chapter.py, fetch data, execute the notebooks (full)
 
-export: $(STAMP)
-	$(PY) -m chapterkit.export
-
-export-check: $(STAMP)
-	$(PY) -m chapterkit.export --check
-
-data: $(STAMP)
-	$(PY) -c "import chapter; chapter.fetch_all()"
-
-notebooks: $(STAMP)
-	$(PY) -m chapterkit.execute
-
-quick: $(STAMP)
-	$(PY) -m chapterkit.execute --quick --out build/quick
-
-# The book's browser test needs Debian's chromium; without it (and outside CI) it is skipped.
-test: $(STAMP) $(BOOK_STAMP)
+test: $(STAMP) $(BOOK_STAMP) ## set-up 2/2: the whole test suite (notebooks in quick mode; the book test needs chromium)
 	$(PY) -m pytest
 
-bench: $(STAMP)
+export: $(STAMP) ## rebuild chapter.py from the notebooks' %%save cells
+	$(PY) -m chapterkit.export
+
+export-check: $(STAMP) ## fail if chapter.py is stale
+	$(PY) -m chapterkit.export --check
+
+data: $(STAMP) ## download (or copy them from CHAPTER_DATA_MIRROR) and verify the datasets
+	$(PY) -c "import chapter; chapter.fetch_all()"
+
+notebooks: $(STAMP) ## execute notebooks in full mode into notebooks/*.ipynb (NB=05: one; FORCE=1: even if up to date)
+	$(PY) -m chapterkit.execute $(if $(FORCE),--force) $(NB)
+
+quick: $(STAMP) ## execute notebooks in quick mode into build/quick (seconds; NB= works too)
+	$(PY) -m chapterkit.execute --quick --out build/quick $(if $(FORCE),--force) $(NB)
+
+bench: $(STAMP) ## full-budget benchmarks -> benchmarks/results.json and RESULTS.md
 	$(PY) -m benchmarks.run
 
-book-deps: $(BOOK_STAMP)
+book-deps: $(BOOK_STAMP) ## install the book's dependencies (the `book` extra)
 
-book: $(BOOK_STAMP)
+book: $(BOOK_STAMP) ## the chapter as a static HTML site in _build/book/html
 	$(PY) -m book.build
 
-screenshots: book
+screenshots: book ## PNG screenshots of every page of the book (needs chromium)
 	$(PY) -m book.screenshots
 
-lint: $(STAMP)
+lint: $(STAMP) ## ruff on the code (chapter.py, chapterkit, tests, benchmarks, book, img)
 	$(PY) -m ruff check chapter.py chapterkit tests benchmarks book img
 
-clean:
+clean: ## remove build output and caches
 	rm -rf build _build .pytest_cache

@@ -3,6 +3,7 @@
     python -m benchmarks.run                    # every area, full budgets
     python -m benchmarks.run --only context rnn # some areas
     python -m benchmarks.run --quick            # smoke run (tiny budgets), into a scratch file
+    python -m benchmarks.run --only speed --full-chapter  # also time a full run of every notebook (~10 min)
 
 Each area is a module ``benchmarks/<area>.py`` with ``run(quick: bool) -> list[dict]``. Quality
 records carry dataset, model, split, nll, perplexity, params, train_seconds, seed; this driver
@@ -17,24 +18,15 @@ import importlib
 import json
 import math
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from chapterkit import git_commit
+
 HERE = Path(__file__).resolve().parent
 AREAS = ["context", "rnn", "gated", "speed"]  # in chapter order
 QUALITY_KEYS = ("dataset", "model", "split", "nll", "perplexity", "params", "train_seconds", "seed")
-
-
-def commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE,
-                               capture_output=True, text=True).stdout.strip()
-        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
-    except OSError:
-        return "unknown"
 
 
 def device_name() -> str:
@@ -71,11 +63,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", nargs="+", choices=AREAS, help="areas to run (default: all that exist)")
     p.add_argument("--quick", action="store_true", help="tiny budgets; writes results-quick.json")
+    p.add_argument("--full-chapter", action="store_true",
+                   help="speed: also execute every notebook in full mode (into a temporary folder) and time it")
     args = p.parse_args(argv)
     sys.path.insert(0, str(HERE.parent))
     out = HERE / ("results-quick.json" if args.quick else "results.json")
     results = json.loads(out.read_text()) if out.exists() else {"quality": [], "speed": []}
-    stamp = {"device": device_name(), "commit": commit()}
+    stamp = {"device": device_name(), "commit": git_commit()}
     for area in args.only or AREAS:
         if not (HERE / f"{area}.py").exists():
             print(f"[bench] {area}: no benchmarks/{area}.py yet, skipped")
@@ -83,7 +77,8 @@ def main(argv=None) -> int:
         module = importlib.import_module(f"benchmarks.{area}")
         print(f"[bench] {area} ...", flush=True)
         start = time.perf_counter()
-        records = module.run(quick=args.quick)
+        options = {"full_chapter": True} if area == "speed" and args.full_chapter else {}
+        records = module.run(quick=args.quick, **options)
         print(f"[bench] {area}: {len(records)} records in {time.perf_counter() - start:.0f} s", flush=True)
         if area == "speed":
             results["speed"] = merge(results.get("speed", []), [{**stamp, **r} for r in records], speed_key)

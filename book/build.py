@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from chapterkit import notebook_sources
+
 BOOK = Path(__file__).resolve().parent
 ROOT = BOOK.parent
 DEFAULT_OUT = ROOT / "_build" / "book"
@@ -63,8 +65,9 @@ def mathjax_dir() -> Path:
 
 
 def notebooks(root: Path = ROOT) -> list[Path]:
-    """The executed notebooks, in reading order."""
-    return sorted((root / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+    """The executed notebooks (``NN-slug.ipynb``) of the chapter's notebooks, in reading order."""
+    executed = (md.with_suffix(".ipynb") for md in notebook_sources(root / "notebooks"))
+    return [nb for nb in executed if nb.is_file()]
 
 
 def stage(src: Path, root: Path = ROOT) -> list[Path]:
@@ -166,7 +169,7 @@ def main(argv=None) -> int:
         print(f"book: {e}", file=sys.stderr)
         return 1
     n = len(notebooks(args.root))
-    for md in sorted((args.root / "notebooks").glob("[0-9][0-9]-*.md")):
+    for md in notebook_sources(args.root / "notebooks"):
         if not md.with_suffix(".ipynb").is_file():
             print(
                 f"book: note: {md.name} has no executed .ipynb yet, so it is not in the book "

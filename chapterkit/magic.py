@@ -20,23 +20,6 @@ from IPython.core.magic import Magics, cell_magic, magics_class
 
 from . import CHAPTER_PY
 
-#: What the running kernel has saved so far: top-level names -> the cell that defines them.
-#: Re-running a cell replaces its entry, so the registry, like chapter.py, never grows duplicates.
-registry: dict[tuple[str, ...], str] = {}
-
-
-def defined_names(source: str) -> tuple[str, ...]:
-    """Top-level names a cell defines (functions, classes, assignments, imports)."""
-    names: list[str] = []
-    for node in ast.parse(source).body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.append(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for t in targets:
-                names.extend(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
-    return tuple(names)
-
 
 class SaveCellError(ValueError):
     pass
@@ -66,7 +49,6 @@ class SaveMagics(Magics):
             raise SaveCellError(f"%%save takes no arguments (got {line.strip()!r})")
         check_plain_python(cell)
         self.shell.user_ns["__file__"] = str(CHAPTER_PY)
-        registry[defined_names(cell) or (cell,)] = cell
         # run_cell would swallow exceptions; ex() lets them fail the cell as they should.
         # (cache() registers the source so that tracebacks show the cell's lines.)
         filename = self.shell.compile.cache(cell, self.shell.execution_count)

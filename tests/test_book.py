@@ -23,8 +23,10 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from chapterkit import notebook_sources
+
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+NOTEBOOKS = [nb for nb in (md.with_suffix(".ipynb") for md in notebook_sources()) if nb.is_file()]  # executed ones
 if str(ROOT) not in sys.path:  # `book/` is a folder of the repository, not an installed package
     sys.path.insert(0, str(ROOT))
 PAGES = ["index.html", *(f"notebooks/{nb.stem}.html" for nb in NOTEBOOKS), "bibliography.html"]
@@ -192,55 +194,47 @@ def test_site_is_self_contained(book):
             assert "_static/mathjax/tex-chtml.js" in text, f"{page.relative_to(html)}: no MathJax"
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_page_renders(site, book, page):
+def _load_problems(info: dict, base: str, requests, failed, errors) -> list[str]:
+    """Nothing from the network, nothing missing, no script errors, every image and figure loaded."""
     from book.browser import IGNORED_CONSOLE, IGNORED_FAILURES
 
-    base, browser = site
-    html, _ = book
-    tab = browser.new_page()
-    try:
-        tab.goto(f"{base}/{page}")
-        tab.settle()
-        info = tab.evaluate(INSPECT_JS)
-        requests, failed, errors = tab.requests, tab.failed, tab.errors
-    finally:
-        browser.send("Target.closeTarget", {"targetId": tab.target})
     problems = []
-
-    def check(ok, message):
-        if not ok:
-            problems.append(message)
-
-    # nothing from the network, nothing missing, no script errors
     outside = [u for u in requests if not u.startswith((base + "/", "data:", "blob:", "about:"))]
-    check(not outside, f"requested from outside the site: {outside}")
     failed = [f for f in failed if not any(i in f for i in IGNORED_FAILURES)]
-    check(not failed, f"failed loads: {failed}")
     errors = [e for e in errors if not e.startswith(IGNORED_CONSOLE)]
-    check(not errors, f"script errors: {errors}")
+    broken_images = [i["src"] for i in info["images"] if not i["ok"]]
+    broken_objects = [o["data"] for o in info["objects"] if not o["ok"]]
+    for found, message in ((outside, "requested from outside the site"), (failed, "failed loads"),
+                           (errors, "script errors"), (broken_images, "broken images"),
+                           (broken_objects, "broken <object> figures")):
+        if found:
+            problems.append(f"{message}: {found}")
+    return problems
 
-    # every image and embedded figure loads
-    broken = [i["src"] for i in info["images"] if not i["ok"]]
-    check(not broken, f"broken images: {broken}")
-    broken = [o["data"] for o in info["objects"] if not o["ok"]]
-    check(not broken, f"broken <object> figures: {broken}")
 
-    # math: MathJax (the site's own copy) typeset every math node, without errors
+def _math_problems(info: dict) -> list[str]:
+    """MathJax (the site's own copy) typeset every math node, without errors."""
+    checks = []
     if info["mathNodes"]:
-        check(info["mathjax"], "math on the page but MathJax did not load")
-        check(str(info["mathjaxVersion"]).startswith("3."), f"MathJax {info['mathjaxVersion']}")
-        check(not info["mathUnrendered"], f"math not typeset: {info['mathUnrendered']}")
-        check(
-            info["mjxContainers"] >= info["mathNodes"],
-            f"{info['mathNodes']} math nodes, {info['mjxContainers']} typeset",
-        )
-    check(not info["mathErrors"], f"TeX errors: {info['mathErrors']}")
+        checks += [
+            (info["mathjax"], "math on the page but MathJax did not load"),
+            (str(info["mathjaxVersion"]).startswith("3."), f"MathJax {info['mathjaxVersion']}"),
+            (not info["mathUnrendered"], f"math not typeset: {info['mathUnrendered']}"),
+            (info["mjxContainers"] >= info["mathNodes"],
+             f"{info['mathNodes']} math nodes, {info['mjxContainers']} typeset"),
+        ]
+    checks.append((not info["mathErrors"], f"TeX errors: {info['mathErrors']}"))
+    return [message for ok, message in checks if not ok]
 
-    # references: nothing unresolved, no raw markup, every internal link lands on an anchor
-    check(not info["problematic"], f"docutils/MyST errors: {info['problematic']}")
-    check(not info["unresolved"], f"unresolved references: {info['unresolved']}")
-    check(not info["badCitations"], f"unresolved citations: {info['badCitations']}")
+
+def _reference_problems(info: dict, base: str, html: Path) -> list[str]:
+    """Nothing unresolved, no raw markup, every internal link lands on an anchor."""
+    checks = [
+        (not info["problematic"], f"docutils/MyST errors: {info['problematic']}"),
+        (not info["unresolved"], f"unresolved references: {info['unresolved']}"),
+        (not info["badCitations"], f"unresolved citations: {info['badCitations']}"),
+    ]
+    problems = [message for ok, message in checks if not ok]
     for pattern, what in LEFTOVERS:
         for m in pattern.finditer(info["text"]):
             context = info["text"][max(0, m.start() - 60) : m.end() + 60].split()
@@ -257,26 +251,46 @@ def test_page_renders(site, book, page):
             problems.append(f"link to a missing page: {url}")
         elif parts.fragment and target.suffix == ".html":
             ids.setdefault(target, _ids(target))
-            check(unquote(parts.fragment) in ids[target], f"dangling anchor: {url}")
+            if unquote(parts.fragment) not in ids[target]:
+                problems.append(f"dangling anchor: {url}")
+    return problems
 
-    # what the notebook holds is on its page: plots from the outputs, figures, math, citations
+
+def _content_problems(info: dict, page: str) -> list[str]:
+    """What the notebook holds is on its page: plots from the outputs, figures, math, citations."""
+    checks = []
     if page.startswith("notebooks/"):
         want = _source_counts(ROOT / "notebooks" / (Path(page).stem + ".ipynb"))
-        check(
-            info["outputImages"] >= want["plots"],
-            f"{want['plots']} plots in the notebook's outputs, {info['outputImages']} shown",
-        )
-        check(info["figures"] >= want["figures"], f"{want['figures']} figures in the notebook, {info['figures']} shown")
-        check(not want["math"] or info["mathNodes"] > 0, "the notebook has math, the page none")
-        check(
-            len(info["citations"]) >= want["cites"],
-            f"{want['cites']} citations in the notebook, {len(info['citations'])} linked",
-        )
+        checks += [
+            (info["outputImages"] >= want["plots"],
+             f"{want['plots']} plots in the notebook's outputs, {info['outputImages']} shown"),
+            (info["figures"] >= want["figures"], f"{want['figures']} figures in the notebook, {info['figures']} shown"),
+            (not want["math"] or info["mathNodes"] > 0, "the notebook has math, the page none"),
+            (len(info["citations"]) >= want["cites"],
+             f"{want['cites']} citations in the notebook, {len(info['citations'])} linked"),
+        ]
     if page == "bibliography.html":
-        check(
+        checks.append((
             "Hochreiter" in info["text"] and "Long short-term memory" in info["text"],
             "the reference list is missing entries",
-        )
+        ))
+    return [message for ok, message in checks if not ok]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders(site, book, page):
+    base, browser = site
+    html, _ = book
+    tab = browser.new_page()
+    try:
+        tab.goto(f"{base}/{page}")
+        tab.settle()
+        info = tab.evaluate(INSPECT_JS)
+        requests, failed, errors = tab.requests, tab.failed, tab.errors
+    finally:
+        browser.send("Target.closeTarget", {"targetId": tab.target})
+    problems = (_load_problems(info, base, requests, failed, errors) + _math_problems(info)
+                + _reference_problems(info, base, html) + _content_problems(info, page))
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
 
 

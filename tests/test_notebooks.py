@@ -1,7 +1,5 @@
 """Every notebook executes in quick mode with a real Jupyter kernel, without error output."""
 
-import os
-
 import nbformat
 import pytest
 
@@ -27,18 +25,86 @@ def _errors(nb) -> list[str]:
 def test_notebook_runs_in_quick_mode(md, tmp_path):
     before = CHAPTER_PY.read_bytes()
     out = tmp_path / (md.stem + ".ipynb")
-    seconds = execute_notebook(md, out, quick=True, timeout=600)
+    seconds = execute_notebook(md, out, quick=True, failed_dir=tmp_path / "failed")
     nb = nbformat.read(out, as_version=4)
     assert not _errors(nb), _errors(nb)
     assert CHAPTER_PY.read_bytes() == before, "executing a notebook changed chapter.py"
     print(f"{md.name}: {seconds:.1f} s in quick mode")
 
 
+# ---------------------------------------------------------------------------------------------
+# The runner itself (chapterkit.execute), on its own small notebooks
+
+TOY = """# Toy
+
+## Part A
+
+```{code-cell} ipython3
+import sys
+for i in range(3):
+    print(f"\\r{i * 50}%|bar", end="")
+print("\\r100%|bar done")
+```
+
+```{code-cell} ipython3
+1 + 1
+```
+
+```{code-cell} ipython3
+1 + 1
+```
+"""
+
+
+def test_terminal_text_and_merged_streams():
+    from chapterkit.execute import terminal_text, tidy_streams
+
+    assert terminal_text("0%|  \r50%|#\r100%|##\nnext\n") == "100%|##\nnext\n"
+    assert terminal_text("abcdef\rxy\n") == "xy\n"  # the last drawing only, as Jupyter shows it
+    assert terminal_text("50%\r100%\r") == "100%"  # a trailing \r erases nothing
+    assert terminal_text("plain\r\nlines\n") == "plain\nlines\n"
+    stream = nbformat.v4.new_output
+    outputs = [stream("stream", name="stdout", text="epoch 1 10%\r"), stream("stream", name="stdout", text="100%\n"),
+               stream("stream", name="stderr", text="warning\n"), stream("stream", name="stdout", text="done\n")]
+    tidy = tidy_streams(outputs)
+    assert [(o.name, o.text) for o in tidy] == [("stdout", "100%\n"), ("stderr", "warning\n"), ("stdout", "done\n")]
+
+
+def test_cell_ids_derive_from_the_cells():
+    import jupytext
+
+    from chapterkit.execute import stable_cell_ids
+
+    ids = []
+    for _ in range(2):
+        nb = jupytext.reads(TOY, fmt="md:myst")
+        stable_cell_ids(nb)
+        ids.append([c.id for c in nb.cells])
+    assert ids[0] == ids[1] and len(set(ids[0])) == len(ids[0])
+    assert ids[0][-1] == ids[0][-2] + "-2"  # two cells with the same text
+    nbformat.validate(nb)
+
+
 @pytest.mark.notebooks
-def test_rerunning_a_notebook_leaves_chapter_py_unchanged(tmp_path):
-    before = CHAPTER_PY.read_bytes()
-    md = NOTEBOOKS[1] if len(NOTEBOOKS) > 1 else NOTEBOOKS[0]
-    for i in range(2):
-        execute_notebook(md, tmp_path / f"run{i}.ipynb", quick=True, timeout=600)
-    assert CHAPTER_PY.read_bytes() == before
-    assert os.environ.get("CHAPTER_QUICK") in (None, "0", "1")
+def test_runner_skips_up_to_date_notebooks_and_names_a_failing_cell(tmp_path, capfd):
+    from chapterkit.execute import NotebookFailed, execute_all, execute_notebook
+
+    md = tmp_path / "07-toy.md"
+    md.write_text(TOY)
+    out = tmp_path / "out"
+    assert set(execute_all([md], quick=True, out=out)) == {"07-toy"}
+    nb = nbformat.read(out / "07-toy.ipynb", as_version=4)
+    assert [o.text for o in nb.cells[1].outputs] == ["100%|bar done\n"]  # the bar's last state only
+    assert execute_all([md], quick=True, out=out) == {}  # up to date: skipped
+    assert "skipped" in capfd.readouterr().out
+    assert set(execute_all([md], quick=True, out=out, force=True)) == {"07-toy"}
+    assert nbformat.read(out / "07-toy.ipynb", as_version=4) == nb  # same outputs, same ids
+    md.write_text(TOY + "\n```{code-cell} ipython3\n1 / 0\n```\n")
+    with pytest.raises(NotebookFailed) as failed:
+        execute_notebook(md, out / "07-toy.ipynb", quick=True, failed_dir=tmp_path / "failed")
+    message = str(failed.value)
+    assert "ZeroDivisionError" in message and "07-toy.md: cell 4/4  [Part A] failed" in message
+    assert "make notebooks NB=07" in message
+    assert (tmp_path / "failed" / "07-toy.ipynb").exists()
+    assert nbformat.read(out / "07-toy.ipynb", as_version=4) == nb  # the last good run is kept
+    assert "without encryption" not in capfd.readouterr().err  # the kernel talks over IPC, not TCP

@@ -181,23 +181,6 @@ def test_sample_names_stop_at_boundary():
     assert sample_names(model, vocab, 4, generator=g1) == sample_names(model, vocab, 4, generator=g2)
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.integers(40, 400), st.integers(1, 7), st.integers(1, 5), st.integers(0, 6))
-def test_stateful_batches_cover_the_text_contiguously(n, num_steps, batch_size, offset):
-    ids = torch.arange(n)
-    if n - offset - 1 < num_steps * batch_size:
-        return
-    batches = list(chapter.sequential_batches(ids, num_steps, batch_size, offset=offset))
-    X = torch.cat([x for x, _ in batches])  # (n_stream, B): column b is stream b
-    Y = torch.cat([y for _, y in batches])
-    for b in range(batch_size):
-        stream = X[:, b]
-        assert torch.equal(stream, torch.arange(int(stream[0]), int(stream[0]) + len(stream)))  # contiguous
-        assert torch.equal(Y[:, b], stream + 1)
-    # the streams follow one another: together they cover one contiguous stretch of the text
-    assert torch.equal(X.T.reshape(-1), torch.arange(offset, offset + X.numel()))
-
-
 def test_configs_shrink_in_quick_mode():
     for config in (chapter.surname_lm_config, chapter.time_machine_lm_config):
         full, quick = config(quick=False), config(quick=True)
