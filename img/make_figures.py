@@ -7,8 +7,12 @@ The output is deterministic: matplotlib draws every glyph as a path (no fonts ne
 viewer), ``svg.hashsalt`` fixes the ids, and the date is left out of the metadata, so running
 the script twice gives byte-identical files (for a given matplotlib version).
 
-Notation follows the chapter: row vectors, ``H_t = phi(X_t U + H_{t-1} W + b)``,
-``Y_t = H_t V + c``; the LSTM and GRU cells follow PyTorch's documented gate equations.
+Notation follows the chapter: row vectors, weights multiplying from the right,
+``H_t = phi(X_t U + H_{t-1} W + b)`` and ``O_t = H_t V + c`` (the introduction's figure
+writes ``y_t`` for the output of one sequence). In the gradient figures an arrow that points
+backwards is labelled with the matrix the gradient is multiplied by: ``V^T`` from ``O_t``
+into ``H_t``, ``W^T`` from ``H_{t+1}`` into ``H_t``. The LSTM and GRU cells follow PyTorch's
+documented gate equations.
 """
 
 from __future__ import annotations
@@ -218,14 +222,14 @@ def fig_bptt_graph():
         else:
             box(ax, c, yh, rf"$H_{{{s}}}$", HIDDEN, w, h, ec=HILITE if child else None,
                 lw=2.4 if child else 1.4)
-        box(ax, c, yy, rf"$Y_{{{s}}}$", OUTPUT, w, h, ec=HILITE if centre else None,
+        box(ax, c, yy, rf"$O_{{{s}}}$", OUTPUT, w, h, ec=HILITE if centre else None,
             lw=2.4 if centre else 1.4)
         box(ax, c, yl, rf"$L_{{{s}}}$", LOSS, w, h)
         arrow(ax, (c, yx + h / 2), (c, yh - h / 2))
         arrow(ax, (c, yh + h / 2), (c, yy - h / 2), color=HILITE if centre else INK,
               lw=2.2 if centre else 1.4)
         arrow(ax, (c, yy + h / 2), (c, yl - h / 2))
-        # parameters: U and b feed H (together with X); V feeds Y (together with H)
+        # parameters: U and b feed H (together with X); V feeds O (together with H)
         pu = (c - 0.85, (yx + yh) / 2)
         pb = (c + 0.85, (yx + yh) / 2)
         pv = (c + 0.85, (yh + yy) / 2)
@@ -292,18 +296,18 @@ def fig_gradient_paths():
         general = kappa is None
         label(ax, 0.3, y, r"$\kappa$" if general else f"{kappa}", fontsize=16)
         if general:
-            names = [r"$H_t$", r"$H_{t+1}$", None, r"$H_{t+\kappa}$", r"$Y_{t+\kappa}$",
+            names = [r"$H_t$", r"$H_{t+1}$", None, r"$H_{t+\kappa}$", r"$O_{t+\kappa}$",
                      r"$L_{t+\kappa}$"]
         else:
             sub = f"t+{kappa}" if kappa else "t"
             names = [r"$H_t$"] + [rf"$H_{{t+{j}}}$" for j in range(1, kappa + 1)]
-            names += [rf"$Y_{{{sub}}}$", rf"$L_{{{sub}}}$"]
+            names += [rf"$O_{{{sub}}}$", rf"$L_{{{sub}}}$"]
         xs = [x0 + i * step for i in range(len(names))]
         for x, n in zip(xs, names):
             if n is None:
                 label(ax, x, y, r"$\cdots$", fontsize=18)
                 continue
-            colors = HIDDEN if n.startswith("$H") else (OUTPUT if n.startswith("$Y") else LOSS)
+            colors = HIDDEN if n.startswith("$H") else (OUTPUT if n.startswith("$O") else LOSS)
             box(ax, x, y, n, colors, w, h, fontsize=14)
         # backward arrows, right to left, each labelled with the matrix it multiplies by
         for i in range(len(xs) - 1, 0, -1):
@@ -314,7 +318,7 @@ def fig_gradient_paths():
             src = names[i]
             if names[i - 1] is None or src is None or src.startswith("$L"):
                 continue
-            mat = r"$V^\top$" if src.startswith("$Y") else r"$W^\top$"
+            mat = r"$V^\top$" if src.startswith("$O") else r"$W^\top$"
             label(ax, (a + b) / 2, y + 0.28, mat, fontsize=13, color=BACKPROP)
         if general:
             formula = r"$V^\top (W^\top)^{\kappa}$"

@@ -100,3 +100,48 @@ def test_causality_loss_at_step_s_reaches_no_later_state():
     dH, _ = backprop_through_time(direct, torch.randn(H, H, dtype=torch.float64),
                                   torch.rand(T, B, H, dtype=torch.float64))
     assert torch.all(dH[s + 1:] == 0) and torch.all(dH[:s + 1].flatten(1).norm(dim=1) > 0)
+
+
+def _path_factor(fprime, W, t, kappa):
+    """prod_{j=kappa}^{1} diag(f'(a_{t+j})) W^T for one sequence (notebook 04, eq-bptt-closed-tanh)."""
+    P = torch.eye(W.shape[0], dtype=W.dtype)
+    for j in range(kappa, 0, -1):
+        P = P @ torch.diag(fprime[t + j, 0]) @ W.T
+    return P
+
+
+def test_closed_form_with_tanh_equals_recursion():
+    torch.manual_seed(1)
+    T, H = 10, 4
+    W = torch.randn(H, H, dtype=torch.float64)
+    h, fprime = torch.zeros(1, H, dtype=torch.float64), torch.empty(T, 1, H, dtype=torch.float64)
+    for t in range(T):
+        h = torch.tanh(torch.randn(1, H, dtype=torch.float64) + h @ W)
+        fprime[t] = 1 - h * h
+    g = torch.randn(T, 1, H, dtype=torch.float64)
+    dH, _ = backprop_through_time(g, W, fprime)
+    closed = torch.stack([sum(g[t + k] @ _path_factor(fprime, W, t, k) for k in range(T - t))
+                          for t in range(T)])
+    torch.testing.assert_close(dH, closed, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(H=st.integers(1, 6), kappa=st.integers(1, 8), gamma=st.sampled_from([1.0, 0.25]),
+       seed=st.integers(0, 2**16))
+def test_path_factor_is_bounded_by_gamma_sigma_max_to_the_kappa(H, kappa, gamma, seed):
+    """|| prod diag(f') W^T ||_2 <= (gamma sigma_max(W))^kappa whenever 0 <= f' <= gamma."""
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(H, H, generator=g, dtype=torch.float64)
+    fprime = gamma * torch.rand(kappa + 1, 1, H, generator=g, dtype=torch.float64)
+    norm = torch.linalg.matrix_norm(_path_factor(fprime, W, 0, kappa), ord=2).item()
+    bound = (gamma * torch.linalg.matrix_norm(W, ord=2).item()) ** kappa
+    assert norm <= bound * (1 + 1e-9) + 1e-300
+
+
+def test_spectral_radius_of_a_product_is_not_bounded_by_the_factors():
+    """The counterexample of notebook 04: rho(W) = 0, yet rho(diag(1, 0.5) W) = 0.5."""
+    W = torch.tensor([[1.0, 1.0], [-1.0, -1.0]], dtype=torch.float64)
+    DW = torch.diag(torch.tensor([1.0, 0.5], dtype=torch.float64)) @ W
+    rho = lambda M: torch.linalg.eigvals(M).abs().max().item()  # noqa: E731
+    assert rho(W) < 1e-7 and abs(rho(DW) - 0.5) < 1e-12
+    assert torch.linalg.matrix_norm(DW, ord=2) <= torch.linalg.matrix_norm(W, ord=2)

@@ -1,8 +1,11 @@
 """The data layer: mirror, offline errors, checksums, atomic cache, loaders and preprocessing."""
 
+import errno
 import hashlib
+import os
 import shutil
 import urllib.error
+from pathlib import Path
 
 import pytest
 
@@ -83,6 +86,90 @@ def test_damaged_cache_entry_is_replaced(cache, mirror, monkeypatch):
     path.write_bytes(b"truncated")
     assert chapter.fetch("spanish-names/male_names.csv").read_bytes() == (
         mirror / "spanish-names" / "male_names.csv").read_bytes()
+
+
+def _offline(monkeypatch):
+    """No network and no mirror."""
+    monkeypatch.delenv("CHAPTER_DATA_MIRROR", raising=False)
+
+    def urlopen(*a, **k):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(chapter.urllib.request, "urlopen", urlopen)
+
+
+def _read_only(monkeypatch, *methods):
+    """Make the given filesystem operations fail as on a read-only file system.
+
+    Tests may run as root, where chmod does not stop writes, so the failure is simulated.
+    """
+    def fail(*a, **k):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(a[0]) if a else "")
+
+    for owner, name in methods:
+        monkeypatch.setattr(owner, name, fail)
+
+
+def test_read_only_cache_says_it_is_not_writable(cache, mirror, monkeypatch):
+    monkeypatch.setenv("CHAPTER_DATA_MIRROR", str(mirror))
+    cache.mkdir()
+    _read_only(monkeypatch, (Path, "mkdir"), (Path, "write_bytes"), (chapter.os, "replace"))
+    with pytest.raises(chapter.DataCacheError) as err:
+        chapter.fetch("spanish-names/male_names.csv")
+    message = str(err.value)
+    assert "not writable" in message and str(cache) in message and "CHAPTER_DATA_DIR" in message
+    assert isinstance(err.value, OSError)  # code that catches OSError still catches it
+    assert not any(p.is_file() for p in cache.rglob("*"))
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root ignores directory permissions; the simulated test covers this case")
+def test_read_only_cache_with_real_permissions(cache, mirror, monkeypatch):
+    monkeypatch.setenv("CHAPTER_DATA_MIRROR", str(mirror))
+    cache.mkdir()
+    cache.chmod(0o555)
+    try:
+        with pytest.raises(chapter.DataCacheError, match="not writable.*CHAPTER_DATA_DIR"):
+            chapter.fetch("spanish-names/male_names.csv")
+    finally:
+        cache.chmod(0o755)
+
+
+def test_write_failure_leaves_no_partial_file(cache, mirror, monkeypatch):
+    monkeypatch.setenv("CHAPTER_DATA_MIRROR", str(mirror))
+
+    def replace_fails(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+
+    monkeypatch.setattr(chapter.os, "replace", replace_fails)
+    with pytest.raises(chapter.DataCacheError, match="CHAPTER_DATA_DIR"):
+        chapter.fetch("spanish-names/male_names.csv")
+    assert not any(p.is_file() for p in cache.rglob("*"))
+
+
+def test_damaged_cache_offline_says_it_was_removed(cache, mirror, monkeypatch):
+    monkeypatch.setenv("CHAPTER_DATA_MIRROR", str(mirror))
+    path = chapter.fetch("spanish-names/male_names.csv")
+    path.write_bytes(b"truncated")
+    _offline(monkeypatch)
+    with pytest.raises(chapter.DataUnavailableError) as err:
+        chapter.fetch("spanish-names/male_names.csv")
+    message = str(err.value)
+    assert "damaged" in message and "removed" in message and str(path) in message
+    assert "internet" in message and "CHAPTER_DATA_MIRROR" in message  # how to get the file
+    assert not path.exists()
+
+
+def test_damaged_cache_in_read_only_directory(cache, mirror, monkeypatch):
+    monkeypatch.setenv("CHAPTER_DATA_MIRROR", str(mirror))
+    path = chapter.fetch("spanish-names/male_names.csv")
+    path.write_bytes(b"truncated")
+    _read_only(monkeypatch, (Path, "unlink"))
+    with pytest.raises(chapter.DataCacheError) as err:
+        chapter.fetch("spanish-names/male_names.csv")
+    message = str(err.value)
+    assert "damaged" in message and str(path) in message
+    assert "not writable" in message and "CHAPTER_DATA_DIR" in message
 
 
 def test_gutenberg_checksum_ignores_header_changes(cache, mirror, tmp_path, monkeypatch):

@@ -44,3 +44,14 @@ def test_min_freq_and_errors():
         chapter.Vocab(["ab"], reserved=[chapter.UNK])
     with pytest.raises(IndexError, match="outside this vocabulary"):
         VOCAB.decode([len(VOCAB)])
+
+
+@pytest.mark.parametrize("texts", [[], [""], ["", ""], ""])
+def test_empty_vocabulary_is_an_error(texts):
+    with pytest.raises(ValueError, match=r"no tokens.*Vocab\(train_names\)"):
+        chapter.Vocab(texts, reserved=[chapter.BOUNDARY])
+
+
+def test_min_freq_that_keeps_nothing_is_an_error():
+    with pytest.raises(ValueError, match="lower min_freq"):
+        chapter.Vocab(["aab"], min_freq=3)
