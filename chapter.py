@@ -5,7 +5,8 @@
 """Sequence Modeling and RNNs: the companion module of the chapter.
 
 Every definition below comes from a notebook cell marked ``%%save``; the comment above each
-block names the notebook, cell and section that explain it. Importing this module has no side
+block names the notebook and section that explain it, and so does the last line of each public
+function's and class's docstring (``help(chapter.fit)``). Importing this module has no side
 effects: it creates no files, downloads nothing and seeds nothing (call ``set_seed``).
 """
 
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
+import errno
 import hashlib
 import itertools
-import json
 import math
 import os
 import random
@@ -24,9 +26,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -34,19 +37,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 from tqdm.std import tqdm
 
 __all__ = [
     'set_seed',
     'get_device',
     'quick_mode',
-    'budget',
     'GUTENBERG_START',
     'GUTENBERG_END',
     'DataFile',
     'DATA_FILES',
     'DataUnavailableError',
     'ChecksumError',
+    'DataCacheError',
     'data_dir',
     'gutenberg_book_text',
     'fetch',
@@ -72,76 +76,123 @@ __all__ = [
     'sequential_batches',
     'next_token_loss',
     'evaluate',
-    'History',
-    'fit',
-    'plot_history',
+    'DATASETS',
+    'splits',
     'last_columns',
     'WindowData',
-    'CONTEXT_BLOCK',
-    'surname_windows',
-    'time_machine_windows',
+    'windows',
     'eval_batches',
-    'split_losses',
     'NGramModel',
     'NGRAM_ORDERS',
     'NGRAM_KS',
     'select_ngram',
+    'History',
+    'fit',
+    'plot_history',
     'MLPContext',
     'CausalCNN',
-    'WindowConfig',
-    'CONTEXT_CONFIGS',
-    'QUICK_WINDOWS',
+    'QUICK_LIMIT',
+    'Config',
+    'WINDOW_MODELS',
+    'Task',
     'window_batches',
-    'train_window_model',
+    'surnames_task',
+    'book_task',
+    'mlp_model',
+    'cnn_model',
+    'TASKS',
+    'MODELS',
+    'Run',
+    'runs_dir',
+    'train',
     'num_params',
-    'sample_window_names',
+    'WINDOW_CONFIGS',
+    'sample',
     'sample_origins',
     'plot_embeddings',
     'RNN',
     'RNNLanguageModel',
     'clip_gradients',
-    'surname_lm_config',
-    'time_machine_lm_config',
-    'fit_annealed',
-    'LMRun',
-    'surname_splits',
-    'train_surname_lm',
-    'time_machine_splits',
-    'evaluate_text',
-    'train_time_machine_lm',
-    'generate',
-    'sample_names',
+    'CELLS',
+    'rnn_model',
+    'RNN_CONFIGS',
+    'CONTEXT_SPANS',
+    'context_curve',
+    'position_nll',
     'backprop_through_time',
     'bptt_gradients',
+    'RNNScan',
+    'rnn_scan',
     'LSTM',
     'GRU',
+    'GRUScan',
+    'gru_scan',
+    'LSTMScan',
+    'lstm_scan',
     'StackedRNN',
-    'bucketed_name_batches',
-    'gated_lm_config',
-    'lm_cell',
-    'train_gated_lm',
+    'LR_GRID',
+    'LEARNING_RATES',
+    'EQUAL_PARAMETERS',
+    'GATED_CONFIGS',
+    'RECALL_BATCHES',
     'recall_vocab_size',
     'recall_batch',
-    'RECALL_CONFIG',
-    'train_recall',
+    'recall_task',
     'recall_accuracy',
+    'RECALL_CONFIG',
+    'RECALL_SPANS',
+    'RECALL_CELLS',
+    'gate_trace',
     'state_gradient_norms',
-    'results_path',
-    'load_results',
-    'comparison_table',
+    'Bidirectional',
+    'SEXES',
+    'load_name_sexes',
+    'name_sex_splits',
+    'SuffixClassifier',
+    'classification_accuracy',
+    'RNNClassifier',
+    'first_names_task',
+    'classifier_model',
+    'predictions',
+    'NAME_CLASSIFIER',
+    'NAME_CLASSIFIERS',
+    'without_spaces',
+    'WindowTagger',
+    'spaces_task',
+    'tagger_model',
+    'precision_recall_f1',
+    'SPACE_TAGGER',
+    'SPACE_TAGGERS',
+    'free_running_accuracy',
 ]
 
 
-# %% notebooks/01-text-data.md · cell 4 · Small utilities
+# %% notebooks/01-text-data.md · § Small utilities
 def set_seed(seed: int = 0) -> None:
-    """Seed Python's, NumPy's and PyTorch's random number generators."""
+    """Seed Python's, NumPy's and PyTorch's random number generators.
+
+    Explained in notebooks/01-text-data.md, § Small utilities.
+    """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
 def get_device() -> torch.device:
-    """The best available device: CUDA, then Apple's MPS, then the CPU."""
+    """``$CHAPTER_DEVICE`` if set (cpu, cuda, mps), else the best available: CUDA, then Apple's MPS, then the CPU.
+
+    Explained in notebooks/01-text-data.md, § Small utilities.
+    """
+    choice = os.environ.get("CHAPTER_DEVICE", "").strip().lower()
+    if choice:
+        available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                     "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+        if choice not in available:
+            raise ValueError(f"CHAPTER_DEVICE={choice!r} is not a device: use cpu, cuda or mps (or unset it)")
+        if not available[choice]:
+            raise RuntimeError(f"CHAPTER_DEVICE={choice} but this machine's PyTorch has no {choice} device; "
+                               "unset CHAPTER_DEVICE to use the best available one")
+        return torch.device(choice)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -150,16 +201,14 @@ def get_device() -> torch.device:
 
 
 def quick_mode() -> bool:
-    """True when ``CHAPTER_QUICK=1``: every notebook then trains with tiny budgets."""
+    """True when ``CHAPTER_QUICK=1``: every notebook then trains with tiny budgets.
+
+    Explained in notebooks/01-text-data.md, § Small utilities.
+    """
     return os.environ.get("CHAPTER_QUICK", "0") not in ("", "0", "false", "False")
 
 
-def budget(full, quick):
-    """Pick the full-mode or the quick-mode value of a training budget."""
-    return quick if quick_mode() else full
-
-
-# %% notebooks/01-text-data.md · cell 7 · Fetching the data
+# %% notebooks/01-text-data.md · § Fetching the data
 _NAMES_URL = "https://raw.githubusercontent.com/jvalhondo/spanish-names-surnames/master/"
 GUTENBERG_START = "*** START OF THE PROJECT GUTENBERG EBOOK THE TIME MACHINE ***"
 GUTENBERG_END = "*** END OF THE PROJECT GUTENBERG EBOOK THE TIME MACHINE ***"
@@ -167,7 +216,10 @@ GUTENBERG_END = "*** END OF THE PROJECT GUTENBERG EBOOK THE TIME MACHINE ***"
 
 @dataclass(frozen=True)
 class DataFile:
-    """One file of a dataset: where it is published and what its content must hash to."""
+    """One file of a dataset: where it is published and what its content must hash to.
+
+    Explained in notebooks/01-text-data.md, § Fetching the data.
+    """
 
     path: str  # relative to the cache (and to a mirror), e.g. "time-machine/pg35.txt"
     url: str
@@ -195,22 +247,41 @@ DATA_FILES = {
 
 
 class DataUnavailableError(RuntimeError):
-    """A dataset file could be neither downloaded nor found in a mirror."""
+    """A dataset file could be neither downloaded nor found in a mirror.
+
+    Explained in notebooks/01-text-data.md, § Fetching the data.
+    """
 
 
 class ChecksumError(ValueError):
-    """A dataset file's content differs from the published one."""
+    """A dataset file's content differs from the published one.
+
+    Explained in notebooks/01-text-data.md, § Fetching the data.
+    """
+
+
+class DataCacheError(OSError):
+    """The download cache (``data/`` or ``$CHAPTER_DATA_DIR``) cannot be written to.
+
+    Explained in notebooks/01-text-data.md, § Fetching the data.
+    """
 
 
 def data_dir() -> Path:
-    """The download cache: ``$CHAPTER_DATA_DIR`` if set, else ``data/`` beside chapter.py."""
+    """The download cache: ``$CHAPTER_DATA_DIR`` if set, else ``data/`` beside chapter.py.
+
+    Explained in notebooks/01-text-data.md, § Fetching the data.
+    """
     if os.environ.get("CHAPTER_DATA_DIR"):
         return Path(os.environ["CHAPTER_DATA_DIR"])
     return Path(__file__).resolve().parent / "data"
 
 
 def gutenberg_book_text(text: str) -> str:
-    """The book between Project Gutenberg's START and END markers (header and licence removed)."""
+    """The book between Project Gutenberg's START and END markers (header and licence removed).
+
+    Explained in notebooks/01-text-data.md, § Fetching the data.
+    """
     start, end = text.find(GUTENBERG_START), text.find(GUTENBERG_END)
     if start < 0 or end < start:
         raise ValueError("not a Project Gutenberg text of The Time Machine: START/END markers missing")
@@ -247,39 +318,74 @@ def _read_source(spec: DataFile) -> bytes:
             f"(a copy of the dataset laid out like its sources).") from None
 
 
+def _cache_error(what: str, err: OSError) -> DataCacheError:
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        why = f"the cache directory {data_dir()} is not writable ({err.strerror})"
+    else:
+        why = f"{err.strerror or err}"
+    return DataCacheError(
+        f"{what}: {why}. Choose another cache directory, one you can write to, with the "
+        "environment variable CHAPTER_DATA_DIR (e.g. CHAPTER_DATA_DIR=$HOME/chapter-data), or fix "
+        "this one, then retry.")
+
+
 def fetch(path: str) -> Path:
-    """Return the local path of a dataset file, downloading and verifying it if needed."""
+    """Return the local path of a dataset file, downloading and verifying it if needed.
+
+    Explained in notebooks/01-text-data.md, § Fetching the data.
+    """
     if path not in DATA_FILES:
         raise KeyError(f"unknown data file {path!r}; known: {sorted(DATA_FILES)}")
     spec = DATA_FILES[path]
     target = data_dir() / spec.path
+    damaged = False
     if target.is_file():
         if _content_sha256(target.read_bytes(), spec) == spec.sha256:
             return target
-        target.unlink()  # a stale or damaged cache entry: fetch it again
-    data = _read_source(spec)
+        damaged = True  # a stale or damaged cache entry: remove it and fetch the file again
+        try:
+            target.unlink()
+        except OSError as err:
+            raise _cache_error(f"the cached copy {target} is damaged (its checksum does not "
+                               "match) and could not be removed", err) from None
+    try:
+        data = _read_source(spec)
+    except DataUnavailableError as err:
+        if damaged:
+            raise DataUnavailableError(
+                f"the cached copy {target} was damaged (its checksum did not match) and has been "
+                f"removed, and a fresh copy could not be fetched: {err}") from None
+        raise
     digest = _content_sha256(data, spec)
     if digest != spec.sha256:
         raise ChecksumError(
             f"{spec.path}: SHA-256 {digest} does not match the expected {spec.sha256}; nothing "
             "was saved. The source may have changed or the transfer broke: retry, or check the "
             "mirror's copy.")
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".part")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(data)
         os.replace(tmp, target)  # atomic: readers see the old state or the whole file
+    except OSError as err:
+        raise _cache_error(f"could not save {target}", err) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # nothing was written there
     return target
 
 
 def fetch_all() -> list[Path]:
-    """Fetch every dataset file of the chapter (``make data``)."""
+    """Fetch every dataset file of the chapter (``make data``).
+
+    Explained in notebooks/01-text-data.md, § Fetching the data.
+    """
     return [fetch(path) for path in DATA_FILES]
 
 
-# %% notebooks/01-text-data.md · cell 10 · Spanish names
+# %% notebooks/01-text-data.md · § Spanish names
 SURNAME_FILES = ("spanish-names/surnames_freq_ge_100.csv", "spanish-names/surnames_freq_ge_20_le_99.csv")
 FIRST_NAME_FILES = {"male": "spanish-names/male_names.csv", "female": "spanish-names/female_names.csv"}
 
@@ -292,51 +398,76 @@ def _first_column(path: Path) -> list[str]:
 
 
 def load_surnames() -> list[str]:
-    """All unique Spanish surnames held by at least 20 residents, lower case, sorted."""
+    """All unique Spanish surnames held by at least 20 residents, lower case, sorted.
+
+    Explained in notebooks/01-text-data.md, § Spanish names.
+    """
     return sorted({name for file in SURNAME_FILES for name in _first_column(fetch(file))})
 
 
 def load_first_names(sex: str = "both") -> list[str]:
-    """Unique Spanish first names (``sex``: "male", "female" or "both"), lower case, sorted."""
+    """Unique Spanish first names (``sex``: "male", "female" or "both"), lower case, sorted.
+
+    Explained in notebooks/01-text-data.md, § Spanish names.
+    """
     if sex not in ("male", "female", "both"):
         raise ValueError(f"sex must be 'male', 'female' or 'both', not {sex!r}")
     files = FIRST_NAME_FILES.values() if sex == "both" else [FIRST_NAME_FILES[sex]]
     return sorted({name for file in files for name in _first_column(fetch(file))})
 
 
-# %% notebooks/01-text-data.md · cell 15 · *The Time Machine*
+# %% notebooks/01-text-data.md · § *The Time Machine*
 def time_machine_book() -> str:
-    """The Time Machine as published: Gutenberg's header, footer and BOM removed."""
+    """The Time Machine as published: Gutenberg's header, footer and BOM removed.
+
+    Explained in notebooks/01-text-data.md, § *The Time Machine*.
+    """
     raw = fetch("time-machine/pg35.txt").read_text(encoding="utf-8-sig")
     return gutenberg_book_text(raw).strip()
 
 
 def preprocess_text(text: str) -> str:
-    """The chapter's preprocessing: lower case; every run of non-letters becomes one space."""
+    """The chapter's preprocessing: lower case; every run of non-letters becomes one space.
+
+    Explained in notebooks/01-text-data.md, § *The Time Machine*.
+    """
     return re.sub("[^a-z]+", " ", text.lower()).strip()
 
 
 def load_time_machine() -> str:
-    """The Time Machine as used by the chapter: 26 lower-case letters and single spaces."""
+    """The Time Machine as used by the chapter: 26 lower-case letters and single spaces.
+
+    Explained in notebooks/01-text-data.md, § *The Time Machine*.
+    """
     return preprocess_text(time_machine_book())
 
 
-# %% notebooks/01-text-data.md · cell 20 · Vocabulary and tokenizer
+# %% notebooks/01-text-data.md · § Vocabulary and tokenizer
 UNK = "<unk>"
 BOUNDARY = "."
 
 
 class Vocab:
-    """Token <-> id mapping built from training text; unknown tokens map to ``<unk>`` (id 0)."""
+    """Token <-> id mapping built from training text; unknown tokens map to ``<unk>`` (id 0).
+
+    Explained in notebooks/01-text-data.md, § Vocabulary and tokenizer.
+    """
 
     def __init__(self, texts: Iterable[Sequence[str]], reserved: Sequence[str] = (), min_freq: int = 1):
         counts = Counter(token for text in texts for token in text)
+        if not counts:
+            raise ValueError(
+                "Vocab got no tokens: pass the training texts it should cover, e.g. a list of "
+                "names (Vocab(train_names)) or a list holding one long text (Vocab([train_text])).")
         if UNK in reserved:
             raise ValueError(f"{UNK!r} is always reserved (id 0); do not list it in `reserved`")
         clash = [t for t in reserved if t in counts]
         if clash:
             raise ValueError(f"reserved tokens {clash} also occur in the data; choose other ones")
         kept = sorted((t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t))
+        if not kept:
+            raise ValueError(f"no token occurs at least min_freq={min_freq} times "
+                             f"(the most frequent occurs {max(counts.values())} times); lower min_freq")
         self.itos: list[str] = [UNK, *reserved, *kept]
         self.stoi: dict[str, int] = {t: i for i, t in enumerate(self.itos)}
         self.counts = counts
@@ -371,14 +502,17 @@ class Vocab:
         return f"Vocab(size={len(self)}, tokens={shown!r})"
 
 
-# %% notebooks/01-text-data.md · cell 23 · Splits that do not leak
+# %% notebooks/01-text-data.md · § Splits that do not leak
 def _check_fractions(fractions: Sequence[float]) -> None:
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
         raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
 
 
 def split_names(names: Iterable[str], fractions=(0.8, 0.1, 0.1), seed: int = 0):
-    """Split *unique* names at random into (train, valid, test) lists; no name is in two splits."""
+    """Split *unique* names at random into (train, valid, test) lists; no name is in two splits.
+
+    Explained in notebooks/01-text-data.md, § Splits that do not leak.
+    """
     _check_fractions(fractions)
     unique = sorted(set(names))
     if not unique:
@@ -390,14 +524,17 @@ def split_names(names: Iterable[str], fractions=(0.8, 0.1, 0.1), seed: int = 0):
 
 
 def split_text(text: str, fractions=(0.8, 0.1, 0.1)):
-    """Cut text into contiguous (train, valid, test) blocks, in reading order."""
+    """Cut text into contiguous (train, valid, test) blocks, in reading order.
+
+    Explained in notebooks/01-text-data.md, § Splits that do not leak.
+    """
     _check_fractions(fractions)
     a = int(fractions[0] * len(text))
     b = int((fractions[0] + fractions[1]) * len(text))
     return text[:a], text[a:b], text[b:]
 
 
-# %% notebooks/01-text-data.md · cell 26 · Fixed-window contexts
+# %% notebooks/01-text-data.md · § Fixed-window contexts
 def _check_block_size(block_size: int) -> None:
     if not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"the window (block_size) must be a positive integer, got {block_size!r}")
@@ -408,6 +545,8 @@ def name_windows(names: Sequence[str], vocab: Vocab, block_size: int):
 
     Each name is padded on the left with ``block_size`` boundary tokens and followed by one
     boundary token, so it contributes ``len(name) + 1`` examples.
+
+    Explained in notebooks/01-text-data.md, § Fixed-window contexts.
     """
     _check_block_size(block_size)
     if len(names) == 0:
@@ -428,6 +567,8 @@ def text_windows(ids: torch.Tensor, block_size: int):
     """All windows of a 1-D id tensor: X (N, block_size), Y (N,) with Y[i] = ids[i + block_size].
 
     Windows are cut inside ``ids`` only, so windows of a training block never reach held-out text.
+
+    Explained in notebooks/01-text-data.md, § Fixed-window contexts.
     """
     _check_block_size(block_size)
     ids = torch.as_tensor(ids, dtype=torch.long)
@@ -438,7 +579,7 @@ def text_windows(ids: torch.Tensor, block_size: int):
     return X, Y
 
 
-# %% notebooks/01-text-data.md · cell 29 · Sequences for recurrent networks
+# %% notebooks/01-text-data.md · § Sequences for recurrent networks
 IGNORE_INDEX = -100  # the default ignore_index of torch.nn.functional.cross_entropy
 
 
@@ -446,29 +587,44 @@ def pad_names(names: Sequence[str], vocab: Vocab):
     """A batch of names as sequence-first tensors X, Y of shape (T, B); padded targets are IGNORE_INDEX.
 
     Name ``b`` reads ``. n a m e`` in ``X[:, b]`` and ``n a m e .`` in ``Y[:, b]``.
+
+    Explained in notebooks/01-text-data.md, § Sequences for recurrent networks.
     """
     if len(names) == 0:
         raise ValueError("pad_names got an empty list of names")
     pad = vocab[BOUNDARY]
     T = max(len(n) for n in names) + 1
-    X = torch.full((T, len(names)), pad, dtype=torch.long)
-    Y = torch.full((T, len(names)), IGNORE_INDEX, dtype=torch.long)
-    for b, name in enumerate(names):
-        ids = torch.tensor([pad] + vocab.encode(name) + [pad])
-        X[: len(ids) - 1, b] = ids[:-1]
-        Y[: len(ids) - 1, b] = ids[1:]
-    return X, Y
+    rows = [[pad] + vocab.encode(name) + [pad] for name in names]  # each name between two boundaries
+    X = torch.tensor([row[:-1] + [pad] * (T + 1 - len(row)) for row in rows])  # (B, T)
+    Y = torch.tensor([row[1:] + [IGNORE_INDEX] * (T + 1 - len(row)) for row in rows])
+    return X.T.contiguous(), Y.T.contiguous()  # (T, B) each
 
 
 def name_batches(names: Sequence[str], vocab: Vocab, batch_size: int, shuffle: bool = True,
-                 generator: torch.Generator | None = None):
-    """Iterate over (X, Y) batches of names, each padded as in ``pad_names``."""
-    order = torch.randperm(len(names), generator=generator) if shuffle else torch.arange(len(names))
-    for i in range(0, len(names), batch_size):
-        yield pad_names([names[j] for j in order[i:i + batch_size].tolist()], vocab)
+                 generator: torch.Generator | None = None, bucket: bool = False):
+    """Iterate over (X, Y) batches of names, each padded as in ``pad_names``.
+
+    With ``bucket``, names of similar length share a batch: the shuffled names are cut into pools
+    of 64 batches, sorted by length within a pool and cut into batches, and the batches are
+    shuffled. Every name still appears once per pass; far fewer padded positions are computed.
+
+    Explained in notebooks/01-text-data.md, § Sequences for recurrent networks.
+    """
+    order = torch.randperm(len(names), generator=generator).tolist() if shuffle else list(range(len(names)))
+    if not bucket:
+        for i in range(0, len(names), batch_size):
+            yield pad_names([names[j] for j in order[i:i + batch_size]], vocab)
+        return
+    pool, batches = 64 * batch_size, []
+    for i in range(0, len(order), pool):
+        chunk = sorted(order[i:i + pool], key=lambda j: len(names[j]))
+        batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
+    shuffled = torch.randperm(len(batches), generator=generator).tolist() if shuffle else range(len(batches))
+    for b in shuffled:
+        yield pad_names([names[j] for j in batches[b]], vocab)
 
 
-# %% notebooks/01-text-data.md · cell 32 · Sequences for recurrent networks
+# %% notebooks/01-text-data.md · § Sequences for recurrent networks (2)
 def _check_steps(ids, num_steps: int, batch_size: int) -> torch.Tensor:
     ids = torch.as_tensor(ids, dtype=torch.long)
     if num_steps < 1 or batch_size < 1:
@@ -480,7 +636,10 @@ def _check_steps(ids, num_steps: int, batch_size: int) -> torch.Tensor:
 
 
 def random_batches(ids, num_steps: int, batch_size: int, generator: torch.Generator | None = None):
-    """Random sampling: shuffled non-overlapping windows, X and Y of shape (num_steps, B) each."""
+    """Random sampling: shuffled non-overlapping windows, X and Y of shape (num_steps, B) each.
+
+    Explained in notebooks/01-text-data.md, § Sequences for recurrent networks.
+    """
     ids = _check_steps(ids, num_steps, batch_size)
     offset = int(torch.randint(num_steps, (1,), generator=generator))
     n = (len(ids) - offset - 1) // num_steps
@@ -492,7 +651,10 @@ def random_batches(ids, num_steps: int, batch_size: int, generator: torch.Genera
 
 
 def sequential_batches(ids, num_steps: int, batch_size: int, offset: int = 0):
-    """Sequential partitioning: row b of each (num_steps, B) batch continues row b of the last one."""
+    """Sequential partitioning: row b of each (num_steps, B) batch continues row b of the last one.
+
+    Explained in notebooks/01-text-data.md, § Sequences for recurrent networks.
+    """
     ids = _check_steps(ids, num_steps, batch_size)
     n = (len(ids) - offset - 1) // batch_size  # tokens per stream
     n -= n % num_steps
@@ -504,23 +666,36 @@ def sequential_batches(ids, num_steps: int, batch_size: int, offset: int = 0):
         yield Xs[t:t + num_steps], Ys[t:t + num_steps]
 
 
-# %% notebooks/02-context-models.md · cell 4 · One training loop for the chapter
+# %% notebooks/02-context-models.md · § Scoring a language model
 def next_token_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy of next-token logits (..., V) against targets (...); IGNORE_INDEX is skipped."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                           ignore_index=IGNORE_INDEX, reduction=reduction)
+    """Cross-entropy of logits (..., C) against class ids (...); IGNORE_INDEX targets do not count.
+
+    Explained in notebooks/02-context-models.md, § Scoring a language model.
+    """
+    C = logits.shape[-1]
+    targets = targets.reshape(-1)
+    real = targets[targets != IGNORE_INDEX]
+    if len(real) and not 0 <= int(real.min()) <= int(real.max()) < C:
+        raise ValueError(f"a target id ({int(real.min())} or {int(real.max())}) is outside the model's {C} "
+                         "classes: encode the data with the vocabulary the model was built for")
+    return F.cross_entropy(logits.reshape(-1, C), targets, ignore_index=IGNORE_INDEX, reduction=reduction)
 
 
 def _batches(data):
-    """``data`` is an iterable of (X, Y) batches, or a function returning a fresh one per epoch."""
-    return data() if callable(data) else data
+    """A fresh pass over ``data``: a list of (X, Y) batches, or a function returning fresh batches."""
+    if callable(data):
+        return data()
+    if iter(data) is data:
+        raise TypeError(f"got a one-shot {type(data).__name__}, which would be empty after one pass. Pass a "
+                        "list of (X, Y) batches, or a function returning fresh batches, e.g. "
+                        "lambda: sequential_batches(ids, 32, 16)")
+    return data
 
 
 def _detach(state):
-    if state is None:
-        return None
-    if isinstance(state, torch.Tensor):
-        return state.detach()
+    """The state without its history: gradients stop here (truncated BPTT)."""
+    if state is None or isinstance(state, torch.Tensor):
+        return None if state is None else state.detach()
     return type(state)(_detach(s) for s in state)
 
 
@@ -530,16 +705,20 @@ def _logits_and_state(model, X, state, stateful: bool):
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
-    """Where the model lives: its first parameter's (or buffer's) device; CPU if it has neither."""
+    """Where the model lives: its first parameter's (or buffer's) device; the CPU if it has neither."""
     for tensor in itertools.chain(model.parameters(), model.buffers()):
         return tensor.device
     return torch.device("cpu")
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, data, stateful: bool = False, device=None) -> float:
-    """Mean next-token negative log-likelihood (nats per token) of ``model`` on ``data``."""
-    device = device or _model_device(model)
+def evaluate(model: torch.nn.Module, data, stateful: bool = False) -> float:
+    """Mean cross-entropy (nats per token) of ``model`` on ``data``, a list of (X, Y) batches or a
+    function returning them; ``stateful`` carries a recurrent model's state across the batches.
+
+    Explained in notebooks/02-context-models.md, § Scoring a language model.
+    """
+    device = _model_device(model)
     was_training = model.training
     model.eval()
     total, count, state = 0.0, 0, None
@@ -554,98 +733,42 @@ def evaluate(model: torch.nn.Module, data, stateful: bool = False, device=None) 
     return total / count
 
 
-@dataclass
-class History:
-    """What ``fit`` measured: losses per epoch (nats/token), the best epoch and the time taken."""
-
-    train_loss: list = field(default_factory=list)
-    valid_loss: list = field(default_factory=list)
-    best_epoch: int = -1
-    best_valid: float = float("inf")
-    seconds: float = 0.0
-    steps: int = 0
+# %% notebooks/02-context-models.md · § Scoring a language model (2)
+DATASETS = ("surnames", "time-machine")  # the language-modelling data of the chapter
 
 
-def fit(model: torch.nn.Module, train_data, valid_data=None, *, epochs: int = 10, lr: float = 1e-3,
-        weight_decay: float = 0.0, clip: float | None = None, patience: int | None = None,
-        stateful: bool = False, device=None, max_seconds: float | None = None,
-        progress: bool = True, desc: str = "training") -> History:
-    """Train with AdamW on the mean next-token cross-entropy; return the ``History``.
+def splits(dataset: str):
+    """(vocab, train, valid, test) of a dataset, split as in notebook 01.
 
-    After each epoch the validation loss is measured; with ``patience`` training stops once it
-    has not improved for that many epochs. The best epoch's weights are restored at the end.
-    ``clip`` bounds the global gradient norm; ``stateful`` carries a recurrent model's state
-    across (sequential) batches, detaching it between them; ``max_seconds`` caps training time.
+    Surnames: lists of names, split 80/10/10 by unique name (seed 0); the vocabulary of the training
+    names reserves the boundary token. The Time Machine: 1-D tensors of ids, the contiguous blocks.
+
+    Explained in notebooks/02-context-models.md, § Scoring a language model.
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    device = device or get_device()
-    model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    history, best_state = History(), None
-    start = time.perf_counter()
-    bar = tqdm(range(epochs), desc=desc, disable=not progress, file=sys.stdout, ncols=100,
-               mininterval=1.0)
-    for epoch in bar:
-        model.train()
-        total, count, state = 0.0, 0, None
-        for X, Y in _batches(train_data):
-            X, Y = X.to(device), Y.to(device)
-            logits, state = _logits_and_state(model, X, state, stateful)
-            state = _detach(state)
-            loss = next_token_loss(logits, Y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
-            n = int((Y != IGNORE_INDEX).sum())
-            total, count, history.steps = total + loss.item() * n, count + n, history.steps + 1
-            if max_seconds is not None and time.perf_counter() - start > max_seconds:
-                break
-        history.train_loss.append(total / max(count, 1))
-        if valid_data is not None:
-            valid = evaluate(model, valid_data, stateful=stateful, device=device)
-            history.valid_loss.append(valid)
-            if valid < history.best_valid:
-                history.best_epoch, history.best_valid = epoch, valid
-                best_state = copy.deepcopy(model.state_dict())
-            bar.set_postfix(train=f"{history.train_loss[-1]:.3f}", valid=f"{valid:.3f}", refresh=False)
-            if patience is not None and epoch - history.best_epoch >= patience:
-                break
-        else:
-            bar.set_postfix(train=f"{history.train_loss[-1]:.3f}", refresh=False)
-        if max_seconds is not None and time.perf_counter() - start > max_seconds:
-            break
-    bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    history.seconds = time.perf_counter() - start
-    return history
+    if dataset == "surnames":
+        train, valid, test = split_names(load_surnames(), seed=0)
+        return Vocab(train, reserved=[BOUNDARY]), train, valid, test
+    if dataset == "time-machine":
+        train, valid, test = split_text(load_time_machine())
+        vocab = Vocab([train])
+        return (vocab, *(torch.tensor(vocab.encode(block)) for block in (train, valid, test)))
+    raise ValueError(f"unknown dataset {dataset!r}: choose one of {DATASETS}")
 
 
-def plot_history(histories: dict, ax=None, title: str = "Loss curves"):
-    """Plot train (dashed) and validation (solid) loss per epoch for several named ``History``s."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
-    for i, (name, h) in enumerate(histories.items()):
-        color = f"C{i}"
-        epochs = range(1, len(h.train_loss) + 1)
-        ax.plot(epochs, h.train_loss, "--", color=color, alpha=0.7)
-        if h.valid_loss:
-            ax.plot(epochs, h.valid_loss, "-", color=color, label=name)
-            ax.plot(h.best_epoch + 1, h.best_valid, "o", color=color)
-        else:
-            ax.plot([], [], "--", color=color, label=name)
-    ax.set(xlabel="epoch", ylabel="loss (nats/token)", title=title + "  (dashed: train, solid: valid)")
-    ax.legend()
-    return ax
+def _limited(parts, limit: int | None):
+    """(train, valid, test) with the training split cut to its first ``limit`` examples (names or
+    characters), the others to a quarter as many."""
+    if limit is None:
+        return parts
+    train, *held_out = parts
+    return [train[:limit], *(p[:max(limit // 4, 1)] for p in held_out)]
 
 
-# %% notebooks/02-context-models.md · cell 6 · Scoring a language model
 def last_columns(X: torch.Tensor, block_size: int) -> torch.Tensor:
-    """The last ``block_size`` characters of each window X (N, T); T must be >= block_size."""
+    """The last ``block_size`` characters of each window X (N, T); T must be >= block_size.
+
+    Explained in notebooks/02-context-models.md, § Scoring a language model.
+    """
     if X.ndim != 2:
         raise ValueError(f"windows must have shape (N, T), got {tuple(X.shape)}")
     if X.shape[1] < block_size:
@@ -656,7 +779,10 @@ def last_columns(X: torch.Tensor, block_size: int) -> torch.Tensor:
 
 @dataclass
 class WindowData:
-    """Windows (X, Y) of the train / valid / test splits of one dataset, and its vocabulary."""
+    """Windows (X, Y) of the train / valid / test splits of one dataset, and its vocabulary.
+
+    Explained in notebooks/02-context-models.md, § Scoring a language model.
+    """
 
     name: str
     vocab: Vocab
@@ -665,39 +791,35 @@ class WindowData:
     test: tuple
 
 
-CONTEXT_BLOCK = 16  # the windows are cut this long; every model reads at most this much
+def windows(dataset: str, block_size: int = 16, limit: int | None = None) -> WindowData:
+    """Every split of ``dataset`` cut into windows of ``block_size`` characters (X) and targets (Y).
 
+    Names are padded with the boundary token; the book's windows stay inside their own block.
+    ``limit`` keeps the first ``limit`` training names (or characters) and a quarter as many held out.
 
-def surname_windows(block_size: int = CONTEXT_BLOCK, seed: int = 0) -> WindowData:
-    """The Spanish surnames split 80/10/10 by unique name, as windows of ``block_size`` characters."""
-    train, valid, test = split_names(load_surnames(), seed=seed)
-    vocab = Vocab(train, reserved=[BOUNDARY])
-    return WindowData("surnames", vocab, *(name_windows(names, vocab, block_size)
-                                           for names in (train, valid, test)))
-
-
-def time_machine_windows(block_size: int = CONTEXT_BLOCK) -> WindowData:
-    """The Time Machine cut into contiguous 80/10/10 blocks, as character windows of each block."""
-    train, valid, test = split_text(load_time_machine())
-    vocab = Vocab(train)
-    return WindowData("time-machine", vocab, *(text_windows(torch.tensor(vocab.encode(part)), block_size)
-                                               for part in (train, valid, test)))
+    Explained in notebooks/02-context-models.md, § Scoring a language model.
+    """
+    vocab, *parts = splits(dataset)
+    parts = _limited(parts, limit)
+    if dataset == "surnames":
+        return WindowData(dataset, vocab, *(name_windows(names, vocab, block_size) for names in parts))
+    return WindowData(dataset, vocab, *(text_windows(ids, block_size) for ids in parts))
 
 
 def eval_batches(X: torch.Tensor, Y: torch.Tensor, batch_size: int = 8192) -> list:
-    """(X, Y) split into a list of large batches, in order: for ``evaluate``."""
+    """(X, Y) split into a list of large batches, in order: for ``evaluate``.
+
+    Explained in notebooks/02-context-models.md, § Scoring a language model.
+    """
     return [(X[i:i + batch_size], Y[i:i + batch_size]) for i in range(0, len(X), batch_size)]
 
 
-def split_losses(model: torch.nn.Module, data: WindowData, limit: int | None = None) -> dict:
-    """NLL (nats/char) of ``model`` on each split of ``data`` (on its first ``limit`` windows)."""
-    return {split: evaluate(model, eval_batches(*(t[:limit] for t in getattr(data, split))))
-            for split in ("train", "valid", "test")}
-
-
-# %% notebooks/02-context-models.md · cell 9 · Counting: the $n$-gram model
+# %% notebooks/02-context-models.md · § Counting: the $n$-gram model
 class NGramModel(nn.Module):
-    """Order-``n`` character model from add-k smoothed counts: p(y | previous n-1 characters)."""
+    """Order-``n`` character model from add-k smoothed counts: p(y | previous n-1 characters).
+
+    Explained in notebooks/02-context-models.md, § Counting: the $n$-gram model.
+    """
 
     def __init__(self, vocab_size: int, order: int, k: float = 0.1):
         super().__init__()
@@ -744,7 +866,7 @@ class NGramModel(nn.Module):
             raise RuntimeError("this NGramModel has no counts yet: call .count(X, Y) first")
         pos = torch.searchsorted(self.contexts, keys).clamp(max=len(self.contexts) - 1)
         seen = (self.contexts[pos] == keys).unsqueeze(1)  # (N, 1): unseen contexts count 0
-        counts = torch.where(seen, self.counts[pos], torch.zeros(()))  # (N, V)
+        counts = torch.where(seen, self.counts[pos], 0.0)  # (N, V)
         return (counts + self.k).log() - (counts.sum(1, keepdim=True) + self.k * self.vocab_size).log()
 
 
@@ -754,7 +876,10 @@ NGRAM_KS = (0.01, 0.03, 0.1, 0.3, 1.0)
 
 def select_ngram(data: WindowData, orders=NGRAM_ORDERS, ks=NGRAM_KS):
     """Fit every order on the training windows; return the model (order, k) best on validation
-    and a dict {(order, k): validation NLL}."""
+    and a dict {(order, k): validation NLL}.
+
+    Explained in notebooks/02-context-models.md, § Counting: the $n$-gram model.
+    """
     valid = eval_batches(*data.valid)
     grid, best = {}, None
     for order in orders:
@@ -768,92 +893,283 @@ def select_ngram(data: WindowData, orders=NGRAM_ORDERS, ks=NGRAM_KS):
     return model, grid
 
 
-# %% notebooks/02-context-models.md · cell 17 · A neural model of the window: the MLP
-class MLPContext(nn.Module):
-    """Bengio et al. (2003): embed the window's characters, concatenate, one tanh hidden layer."""
+# %% notebooks/02-context-models.md · § One training loop for the chapter
+@dataclass
+class History:
+    """What ``fit`` measured per epoch (losses in nats/token, learning rates), the best epoch, the time.
 
-    def __init__(self, vocab_size: int, block_size: int, embed_dim: int = 24, hidden: int = 256):
+    Explained in notebooks/02-context-models.md, § One training loop for the chapter.
+    """
+
+    train_loss: list = field(default_factory=list)
+    valid_loss: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+    best_epoch: int = -1
+    best_valid: float = math.inf
+    seconds: float = 0.0
+    steps: int = 0
+
+
+def _optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}: use 'adamw' or 'sgd'")
+
+
+def _train_epoch(model, data, optimizer, clip, stateful: bool, device) -> tuple[float, int]:
+    """One pass over the training batches; returns the mean training loss and the number of steps."""
+    model.train()
+    total, count, steps, state = 0.0, 0, 0, None
+    for X, Y in _batches(data):
+        X, Y = X.to(device), Y.to(device)
+        logits, state = _logits_and_state(model, X, state, stateful)
+        state = _detach(state)  # truncated BPTT: the next batch's gradient stops here
+        loss = next_token_loss(logits, Y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        n = int((Y != IGNORE_INDEX).sum())
+        total, count, steps = total + loss.item() * n, count + n, steps + 1
+    if steps == 0:
+        raise ValueError("the training data produced no batches: is it smaller than one batch?")
+    return total / max(count, 1), steps
+
+
+def _check_schedule(epochs: int, patience: int | None, decays: int, lr_decay: float) -> None:
+    if epochs < 1 or (patience is not None and patience < 1) or decays < 0:
+        raise ValueError(f"need epochs >= 1, patience >= 1 (or None) and decays >= 0; got {epochs}, "
+                         f"{patience}, {decays}")
+    if not 0 < lr_decay < 1:
+        raise ValueError(f"lr_decay must lie in (0, 1), got {lr_decay}")
+
+
+def fit(model: torch.nn.Module, train_data, valid_data=None, *, epochs: int = 10, lr: float = 1e-3,
+        weight_decay: float = 0.0, clip: float | None = None, patience: int | None = None,
+        decays: int = 0, lr_decay: float = 0.2, min_delta: float = 0.0, optimizer: str = "adamw",
+        stateful: bool = False, stop_below: float | None = None, device=None, progress: bool = True,
+        desc: str = "training") -> History:
+    """Train ``model`` on the mean cross-entropy for at most ``epochs`` epochs; return its ``History``.
+
+    ``train_data``, ``valid_data``: lists of (X, Y) batches, or functions returning fresh batches
+    (called once per epoch). After each epoch: an improved validation loss saves the weights;
+    ``patience`` epochs without an improvement of more than ``min_delta`` restore the best weights
+    and multiply the learning rate by ``lr_decay``, at most ``decays`` times, and then stop. The best weights are
+    restored at the end. ``clip`` bounds the global gradient norm; ``stateful`` carries a recurrent
+    model's state across batches (detached); ``stop_below`` stops once the validation loss is lower;
+    ``optimizer`` is "adamw" or "sgd" (momentum 0.9). ``device`` defaults to ``get_device()``.
+
+    Explained in notebooks/02-context-models.md, § One training loop for the chapter.
+    """
+    _check_schedule(epochs, patience, decays, lr_decay)
+    device = torch.device(device) if device is not None else get_device()
+    model.to(device)
+    opt = _optimizer(model, optimizer, lr, weight_decay)
+    history, best_state, waited = History(), None, 0
+    start = time.perf_counter()
+    bar = tqdm(range(epochs), desc=desc, disable=not progress, file=sys.stdout, ncols=100, mininterval=1.0,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} epochs{postfix}")
+    for epoch in bar:
+        history.lr.append(opt.param_groups[0]["lr"])
+        train_loss, steps = _train_epoch(model, train_data, opt, clip, stateful, device)
+        history.train_loss.append(train_loss)
+        history.steps += steps
+        if valid_data is None:
+            bar.set_postfix(train=f"{train_loss:.3f}", refresh=False)
+            continue
+        valid = evaluate(model, valid_data, stateful=stateful)
+        if math.isnan(valid):
+            raise FloatingPointError(f"the validation loss is nan after epoch {epoch + 1}: training diverged; "
+                                     "try a smaller learning rate (lr) or gradient clipping (clip)")
+        history.valid_loss.append(valid)
+        bar.set_postfix(train=f"{train_loss:.3f}", valid=f"{valid:.3f}", refresh=False)
+        waited = 0 if valid < history.best_valid - min_delta else waited + 1
+        if valid < history.best_valid:
+            history.best_epoch, history.best_valid = epoch, valid
+            best_state = copy.deepcopy(model.state_dict())
+        if stop_below is not None and valid < stop_below:
+            break
+        if patience is not None and waited >= patience:
+            if decays == 0:
+                break
+            decays, waited = decays - 1, 0
+            model.load_state_dict(best_state)  # continue from the best weights, with smaller steps
+            for group in opt.param_groups:
+                group["lr"] *= lr_decay
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+# %% notebooks/02-context-models.md · § One training loop for the chapter (2)
+def plot_history(histories: dict, ax=None, title: str = "Loss curves"):
+    """Train (dashed) and validation (solid) loss per epoch of several named ``History``s; a dot marks
+    the best epoch and a small vertical tick each drop of the learning rate.
+
+    Explained in notebooks/02-context-models.md, § One training loop for the chapter.
+    """
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    for i, (name, h) in enumerate(histories.items()):
+        color = f"C{i}"
+        epochs = range(1, len(h.train_loss) + 1)
+        ax.plot(epochs, h.train_loss, "--", color=color, alpha=0.7)
+        if h.valid_loss:
+            ax.plot(epochs, h.valid_loss, "-", color=color, label=name)
+            ax.plot(h.best_epoch + 1, h.best_valid, "o", color=color)
+            drops = [e + 1 for e in range(1, len(h.lr)) if h.lr[e] < h.lr[e - 1]]
+            ax.plot(drops, [h.valid_loss[e - 1] for e in drops], "|", color=color, markersize=12)
+        else:
+            ax.plot([], [], "--", color=color, label=name)
+    ax.set(xlabel="epoch", ylabel="loss (nats/token)", title=title + "  (dashed: train, solid: valid)")
+    ax.legend()
+    return ax
+
+
+# %% notebooks/02-context-models.md · § A neural model of the window: the MLP
+class MLPContext(nn.Module):
+    """Bengio et al. (2003): embed the window's characters, concatenate, one tanh hidden layer.
+
+    Explained in notebooks/02-context-models.md, § A neural model of the window: the MLP.
+    """
+
+    def __init__(self, vocab_size: int, block_size: int, embedding_dim: int = 24, hidden_size: int = 256):
         super().__init__()
         if not isinstance(block_size, int) or block_size < 1:
             raise ValueError(f"block_size (the window) must be an integer >= 1, got {block_size!r}")
         self.block_size = block_size
-        self.embed = nn.Embedding(vocab_size, embed_dim)
-        self.hidden = nn.Linear(block_size * embed_dim, hidden)
-        self.out = nn.Linear(hidden, vocab_size)
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.hidden = nn.Linear(block_size * embedding_dim, hidden_size)
+        self.output = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        e = self.embed(last_columns(X, self.block_size))  # (N, tau, d)
+        """Windows X (N, T >= block_size) -> logits (N, V) of the next character."""
+        e = self.embedding(last_columns(X, self.block_size))  # (N, tau, d)
         h = torch.tanh(self.hidden(e.flatten(1)))  # (N, H)
-        return self.out(h)  # (N, V) logits
+        return self.output(h)  # (N, V) logits
 
 
-# %% notebooks/02-context-models.md · cell 19 · A causal convolutional model: WaveNet's tree
+# %% notebooks/02-context-models.md · § A causal convolutional model: WaveNet's tree
 class CausalCNN(nn.Module):
     """WaveNet-style causal convolutions (kernel 2, dilations 1, 2, 4, ...) read at the last position.
 
     With ``levels`` layers the receptive field is ``2 ** levels`` characters (``block_size``).
+
+    Explained in notebooks/02-context-models.md, § A causal convolutional model: WaveNet's tree.
     """
 
-    def __init__(self, vocab_size: int, levels: int = 3, embed_dim: int = 24, channels: int = 128):
+    def __init__(self, vocab_size: int, levels: int = 3, embedding_dim: int = 24, hidden_size: int = 128):
         super().__init__()
         if not isinstance(levels, int) or levels < 1:
             raise ValueError(f"levels must be an integer >= 1 (receptive field 2**levels), got {levels!r}")
         self.block_size = 2 ** levels  # the receptive field, eq. (eq-receptive-field)
-        self.embed = nn.Embedding(vocab_size, embed_dim)
-        widths = [embed_dim] + [channels] * levels
-        self.convs = nn.ModuleList(nn.Linear(2 * w, channels) for w in widths[:-1])
-        self.norms = nn.ModuleList(nn.LayerNorm(channels) for _ in range(levels))
-        self.out = nn.Linear(channels, vocab_size)
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        widths = [embedding_dim] + [hidden_size] * levels  # channels per level
+        self.convs = nn.ModuleList(nn.Linear(2 * w, hidden_size) for w in widths[:-1])
+        self.norms = nn.ModuleList(nn.LayerNorm(hidden_size) for _ in range(levels))
+        self.output = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        h = self.embed(last_columns(X, self.block_size))  # (N, R, d)
+        """Windows X (N, T >= block_size) -> logits (N, V) of the next character."""
+        h = self.embedding(last_columns(X, self.block_size))  # (N, R, d)
         for conv, norm in zip(self.convs, self.norms):
             N, T, C = h.shape
             h = torch.tanh(norm(conv(h.reshape(N, T // 2, 2 * C))))  # (N, T/2, channels): merge pairs
-        return self.out(h[:, 0])  # (N, V) logits
+        return self.output(h[:, 0])  # (N, V) logits
 
 
-# %% notebooks/02-context-models.md · cell 23 · Training the neural models
+# %% notebooks/02-context-models.md · § Experiments: one configuration, one driver
+QUICK_LIMIT = 2000  # quick mode: training examples (names or characters) kept
+
+
 @dataclass(frozen=True)
-class WindowConfig:
-    """A window model and its training run (full mode)."""
+class Config:
+    """One experiment: which data, which model, and how to train it (see ``train``).
 
-    model: str  # "mlp" or "cnn"
-    block_size: int  # tau for the MLP; the receptive field 2**levels for the CNN
-    embed_dim: int = 24
-    hidden: int = 128  # hidden units (MLP) or channels (CNN)
-    epochs: int = 4  # epochs at the base learning rate ...
-    decay_epochs: int = 1  # ... then at lr / 10
-    batch_size: int = 512
-    lr: float = 5e-3
-    weight_decay: float = 0.01
-    patience: int = 2
+    Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
+    """
+
+    dataset: str  # a key of TASKS: "surnames", "time-machine", ...
+    model: str  # a key of MODELS: "mlp", "cnn" (windows) or "rnn" (recurrent, with `cell`)
+    cell: str = "rnn"  # recurrent models: "rnn", "gru" or "lstm"
+    hidden_size: int = 256  # hidden units (MLP), channels (CNN), state size (recurrent)
+    embedding_dim: int | None = 24  # None: one-hot input (recurrent models)
+    block_size: int = 8  # window models: characters of context
+    dropout: float = 0.0  # recurrent models: on the outputs of the recurrent layer
+    bidirectional: bool = False  # classifiers and taggers: read both ways (notebook 06)
+    readout: str = "last"  # classifiers: "last" state or "mean" of the outputs (notebook 06)
+    batch_size: int = 128
+    num_steps: int = 32  # the book, recurrent models: characters per piece of truncated BPTT
+    stateful: bool = True  # the book, recurrent models: carry the state from piece to piece
+    bucket: bool = False  # names, recurrent models: batch names of similar length together
+    span: int = 10  # the recall task: steps between the symbol and the query (notebook 05)
+    optimizer: str = "adamw"  # or "sgd"
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    clip: float | None = 1.0  # bound on the gradient norm
+    epochs: int = 20  # at most
+    patience: int | None = 1  # epochs without improvement before the learning rate drops (None: never)
+    decays: int = 2  # drops of the learning rate (by lr_decay) before training stops
+    lr_decay: float = 0.2
+    min_delta: float = 0.0  # a smaller improvement of the validation loss counts as a plateau
+    stop_below: float | None = None  # stop once the validation loss is lower (a solved task)
     seed: int = 0
+    limit: int | None = None  # train on the first `limit` examples only (quick mode)
 
-    def build(self, vocab_size: int) -> nn.Module:
-        if self.model == "mlp":
-            return MLPContext(vocab_size, self.block_size, self.embed_dim, self.hidden)
-        if self.model == "cnn":
-            levels = int(math.log2(self.block_size))
-            if 2 ** levels != self.block_size:
-                raise ValueError(f"a CNN's block_size must be a power of 2, got {self.block_size}")
-            return CausalCNN(vocab_size, levels, self.embed_dim, self.hidden)
-        raise ValueError(f"unknown model {self.model!r}: use 'mlp' or 'cnn'")
+    def __post_init__(self):
+        for name in ("hidden_size", "block_size", "batch_size", "num_steps", "epochs", "patience", "span"):
+            if name == "patience" and self.patience is None:
+                continue
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"Config.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not 0 <= self.dropout < 1 or not self.lr > 0:
+            raise ValueError(f"need 0 <= dropout < 1 and lr > 0, got {self.dropout} and {self.lr}")
+
+    def quick(self) -> "Config":
+        """The same experiment on a small slice of the data for one epoch (``CHAPTER_QUICK=1``)."""
+        return replace(self, epochs=1, decays=0, limit=min(self.limit or QUICK_LIMIT, QUICK_LIMIT))
+
+    @property
+    def label(self) -> str:
+        """A short name for tables: "MLP", "causal CNN", "RNN", "GRU", "LSTM"."""
+        return {"mlp": "MLP", "cnn": "causal CNN"}.get(self.model, self.cell.upper())
 
 
-CONTEXT_CONFIGS = {
-    ("surnames", "mlp"): WindowConfig("mlp", block_size=8, hidden=256, epochs=4, decay_epochs=1),
-    ("surnames", "cnn"): WindowConfig("cnn", block_size=8, hidden=128, epochs=4, decay_epochs=2),
-    ("time-machine", "mlp"): WindowConfig("mlp", block_size=8, hidden=256, epochs=6, decay_epochs=2,
-                                          batch_size=256, lr=3e-3),
-    ("time-machine", "cnn"): WindowConfig("cnn", block_size=16, hidden=128, epochs=8, decay_epochs=2,
-                                          batch_size=256, lr=3e-3),
-}
-QUICK_WINDOWS = 8_000  # quick mode trains on this many windows (and validates on a quarter)
+# %% notebooks/02-context-models.md · § Experiments: one configuration, one driver (2)
+WINDOW_MODELS = ("mlp", "cnn")  # models that read a fixed window; the others are recurrent
+
+
+@dataclass
+class Task:
+    """The data of an experiment: vocabulary, training batches and held-out data.
+
+    Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
+    """
+
+    vocab: Vocab | None  # None for tasks whose tokens are plain ids (see num_tokens)
+    train: Callable  # () -> an epoch of training batches, freshly shuffled
+    valid: object  # validation batches for `fit` (read the way the training batches are)
+    held_out: dict  # split -> (batches, stateful): the data on which `train` reports the NLL
+    stateful: bool = False  # training carries the state across batches
+    num_classes: int | None = None  # classification tasks; None: predict the next token
+    num_tokens: int | None = None  # the number of input token ids; None: len(vocab)
+
+    def __post_init__(self):
+        if self.num_tokens is None:
+            self.num_tokens = len(self.vocab)
 
 
 def window_batches(X: torch.Tensor, Y: torch.Tensor, batch_size: int, generator: torch.Generator):
-    """A function returning, per call, a fresh shuffled pass over (X, Y) in minibatches."""
+    """A function returning, per call, a fresh shuffled pass over (X, Y) in minibatches.
+
+    Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
+    """
     def epoch():
         order = torch.randperm(len(X), generator=generator)
         for i in range(0, len(X), batch_size):
@@ -862,77 +1178,253 @@ def window_batches(X: torch.Tensor, Y: torch.Tensor, batch_size: int, generator:
     return epoch
 
 
-def _merge(first: History, second: History) -> History:
-    valid = first.valid_loss + second.valid_loss
-    best = min(range(len(valid)), key=valid.__getitem__)
-    return History(first.train_loss + second.train_loss, valid, best, valid[best],
-                   first.seconds + second.seconds, first.steps + second.steps)
-
-
-def train_window_model(config: WindowConfig, data: WindowData, quick: bool = False,
-                       progress: bool = True, device=None):
-    """Build the model of ``config``, train it on ``data`` (seeded, two phases); return (model, History)."""
-    set_seed(config.seed)
+def _window_task(config: Config) -> Task:
+    data = windows(config.dataset, config.block_size, config.limit)
+    parts = {"train": data.train, "valid": data.valid, "test": data.test}
     generator = torch.Generator().manual_seed(config.seed)
-    (X, Y), (Xv, Yv) = data.train, data.valid
-    epochs, decay_epochs = config.epochs, config.decay_epochs
-    if quick:
-        keep = torch.randperm(len(X), generator=generator)[:QUICK_WINDOWS]
-        X, Y, Xv, Yv = X[keep], Y[keep], Xv[:QUICK_WINDOWS // 4], Yv[:QUICK_WINDOWS // 4]
-        epochs, decay_epochs = 1, 1
-    model = config.build(len(data.vocab))
-    train, valid = window_batches(X, Y, config.batch_size, generator), eval_batches(Xv, Yv)
-    name = f"{data.name} {config.model}"
-    first = fit(model, train, valid, epochs=epochs, lr=config.lr, weight_decay=config.weight_decay,
-                patience=config.patience, device=device, progress=progress, desc=name)
-    best_state = copy.deepcopy(model.state_dict())
-    second = fit(model, train, valid, epochs=decay_epochs, lr=config.lr / 10,
-                 weight_decay=config.weight_decay, patience=config.patience, device=device,
-                 progress=progress, desc=name + " (lr/10)")
-    if second.best_valid > first.best_valid:  # the slow phase did not help: keep the first's best
-        model.load_state_dict(best_state)
-    return model, _merge(first, second)
+    held_out = {split: (eval_batches(*xy), False) for split, xy in parts.items()}
+    return Task(data.vocab, window_batches(*parts["train"], config.batch_size, generator), held_out["valid"][0],
+                held_out)
+
+
+def surnames_task(config: Config) -> Task:
+    """Surnames: windows for a window model; padded batches of whole names for a recurrent one.
+
+    Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
+    """
+    if config.model in WINDOW_MODELS:
+        return _window_task(config)
+    vocab, *parts = splits("surnames")
+    train, valid, test = _limited(parts, config.limit)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    def train_batches():
+        return name_batches(train, vocab, config.batch_size, generator=generator, bucket=config.bucket)
+
+    # held-out names sorted by length, in large batches: little time is spent on padding
+    held_out = {split: (list(name_batches(sorted(names, key=len), vocab, 1024, shuffle=False)), False)
+                for split, names in (("train", train), ("valid", valid), ("test", test))}
+    return Task(vocab, train_batches, held_out["valid"][0], held_out)
+
+
+def book_task(config: Config) -> Task:
+    """The Time Machine: windows for a window model; for a recurrent one, pieces of ``num_steps``
+    characters, in order with the state carried (``stateful``) or at random from a zero state.
+    Held-out blocks are read as one stream with the state carried (the training block as 16).
+
+    Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
+    """
+    if config.model in WINDOW_MODELS:
+        return _window_task(config)
+    vocab, *parts = splits("time-machine")
+    train, valid, test = _limited(parts, config.limit)
+    T, B = config.num_steps, config.batch_size
+    generator = torch.Generator().manual_seed(config.seed)
+
+    def train_batches():
+        if config.stateful:  # a fresh offset every epoch, so the pieces' borders move
+            return sequential_batches(train, T, B, offset=int(torch.randint(T, (1,), generator=generator)))
+        return random_batches(train, T, B, generator=generator)
+
+    def stream(ids, streams=1):  # read in pieces of 256: with the state carried, the length does not matter
+        return lambda: sequential_batches(ids, min(256, (len(ids) - 1) // streams), streams)
+
+    valid_batches = stream(valid) if config.stateful else lambda: random_batches(valid, T, 8)
+    held_out = {"train": (stream(train, 16), True), "valid": (stream(valid), True), "test": (stream(test), True)}
+    return Task(vocab, train_batches, valid_batches, held_out, stateful=config.stateful)
+
+
+def mlp_model(config: Config, task: Task) -> torch.nn.Module:
+    """Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver."""
+    return MLPContext(task.num_tokens, config.block_size, config.embedding_dim, config.hidden_size)
+
+
+def cnn_model(config: Config, task: Task) -> torch.nn.Module:
+    """Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver."""
+    levels = int(math.log2(config.block_size))
+    if 2 ** levels != config.block_size:
+        raise ValueError(f"a causal CNN's block_size is its receptive field 2**levels, got {config.block_size}")
+    return CausalCNN(task.num_tokens, levels, config.embedding_dim, config.hidden_size)
+
+
+TASKS = {"surnames": surnames_task, "time-machine": book_task}  # dataset -> function(config) -> Task
+MODELS = {"mlp": mlp_model, "cnn": cnn_model}  # model -> function(config, task) -> nn.Module
+
+
+# %% notebooks/02-context-models.md · § Experiments: one configuration, one driver (3)
+@dataclass
+class Run:
+    """A trained model with its configuration, vocabulary, training history and NLL per split.
+
+    Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
+    """
+
+    config: Config
+    model: nn.Module
+    vocab: Vocab
+    history: History
+    nll: dict  # split -> nats per token
+
+
+def runs_dir() -> Path:
+    """Where trained runs are cached: ``$CHAPTER_RUNS_DIR`` if set, else ``data_dir() / "runs"``.
+
+    Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
+    """
+    return Path(os.environ["CHAPTER_RUNS_DIR"]) if os.environ.get("CHAPTER_RUNS_DIR") else data_dir() / "runs"
+
+
+def _run_path(config: Config) -> Path:
+    """Where the cache keeps the run of ``config`` with this chapter.py, PyTorch, device and threads."""
+    key = hashlib.sha256()
+    for part in (repr(config), Path(__file__).read_bytes(), torch.__version__, str(get_device()),
+                 str(torch.get_num_threads())):
+        key.update(part if isinstance(part, bytes) else part.encode())
+    return runs_dir() / f"{config.dataset}-{config.model}-{key.hexdigest()[:16]}.pt"
+
+
+def _load_run(config: Config, task: Task, model: nn.Module) -> Run | None:
+    path = _run_path(config)
+    if not path.is_file():
+        return None
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(saved["state_dict"])
+    return Run(config, model.to(get_device()), task.vocab, History(**saved["history"]), saved["nll"])
+
+
+def _save_run(run: Run) -> None:
+    path = _run_path(run.config)
+    saved = {"state_dict": {k: v.cpu() for k, v in run.model.state_dict().items()},
+             "history": dataclasses.asdict(run.history), "nll": run.nll}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(saved, path.with_suffix(".part"))
+        os.replace(path.with_suffix(".part"), path)  # atomic, like the data files
+    except OSError as err:
+        warnings.warn(f"could not cache the trained model in {path.parent} ({err}); set CHAPTER_RUNS_DIR "
+                      "to a writable directory to keep runs between notebooks", stacklevel=3)
+
+
+def train(config: Config, progress: bool = True, cache: bool = True) -> Run:
+    """Train the model that ``config`` describes on its task; return the ``Run``.
+
+    Seeds every generator with ``config.seed``, so a configuration always gives the same run on
+    the same machine. Quick mode (``CHAPTER_QUICK=1``) trains ``config.quick()`` instead. With
+    ``cache``, a run trained before with the same configuration and the same chapter.py is
+    loaded from ``runs_dir()`` instead of trained again (delete that folder to train afresh).
+
+    Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
+    """
+    if quick_mode():
+        config = config.quick()
+    if config.dataset not in TASKS or config.model not in MODELS:
+        raise ValueError(f"unknown dataset {config.dataset!r} or model {config.model!r}: datasets are "
+                         f"{sorted(TASKS)}, models {sorted(MODELS)}")
+    set_seed(config.seed)
+    task = TASKS[config.dataset](config)
+    model = MODELS[config.model](config, task)
+    if cache and (run := _load_run(config, task, model)) is not None:
+        return run
+    history = fit(model, task.train, task.valid, epochs=config.epochs, lr=config.lr,
+                  weight_decay=config.weight_decay, clip=config.clip, patience=config.patience,
+                  decays=config.decays, lr_decay=config.lr_decay, min_delta=config.min_delta,
+                  optimizer=config.optimizer, stop_below=config.stop_below, stateful=task.stateful,
+                  progress=progress, desc=f"{config.dataset} {config.label}")
+    nll = {split: evaluate(model, data, stateful) for split, (data, stateful) in task.held_out.items()}
+    run = Run(config, model, task.vocab, history, nll)
+    if cache:
+        _save_run(run)
+    return run
 
 
 def num_params(model: nn.Module) -> int:
+    """The number of trainable numbers in ``model``.
+
+    Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
+    """
     return sum(p.numel() for p in model.parameters())
 
 
-# %% notebooks/02-context-models.md · cell 28 · Sampling names
+# %% notebooks/02-context-models.md · § Training the neural models
+WINDOW_CONFIGS = {  # (dataset, model) -> Config
+    ("surnames", "mlp"): Config("surnames", "mlp", block_size=8, hidden_size=256, batch_size=512, lr=5e-3,
+                                weight_decay=0.01, epochs=8),
+    ("surnames", "cnn"): Config("surnames", "cnn", block_size=8, hidden_size=128, batch_size=512, lr=5e-3,
+                                weight_decay=0.01, epochs=8),
+    ("time-machine", "mlp"): Config("time-machine", "mlp", block_size=8, hidden_size=256, batch_size=256,
+                                    lr=3e-3, weight_decay=0.01, epochs=10),
+    ("time-machine", "cnn"): Config("time-machine", "cnn", block_size=16, hidden_size=128, batch_size=256,
+                                    lr=3e-3, weight_decay=0.01, epochs=12),
+}
+
+
+# %% notebooks/02-context-models.md · § Sampling names
+def _next_logits(model: nn.Module, context: torch.Tensor, fresh: torch.Tensor, state, pad: int):
+    """Logits (num, V) of the token after ``context`` (num, L). Window models read its last
+    ``block_size`` tokens; recurrent ones read only the ``fresh`` tokens, carrying ``state``."""
+    if not hasattr(model, "block_size"):
+        logits, state = model(fresh.T, state)  # (L', num) in, (L', num, V) out
+        return logits[-1], state
+    missing = model.block_size - context.shape[1]
+    if missing > 0:
+        context = torch.cat([context.new_full((len(context), missing), pad), context], dim=1)
+    return model(context[:, -model.block_size:]), None
+
+
 @torch.no_grad()
-def sample_window_names(model: nn.Module, vocab: Vocab, num: int, temperature: float = 1.0,
-                 max_len: int = 30, generator: torch.Generator | None = None) -> list[str]:
-    """Draw ``num`` names from a window model, each ending at the boundary token (or ``max_len``)."""
+def sample(model: nn.Module, vocab: Vocab, num: int = 1, prompt: str = "", max_length: int = 30,
+           temperature: float = 1.0, generator: torch.Generator | None = None) -> list[str]:
+    """``num`` samples of a language model: ``prompt`` followed by at most ``max_length`` drawn tokens.
+
+    With the boundary token in the vocabulary, samples are names: generation starts after a
+    boundary token and a sample ends at the next one (not included). Otherwise the prompt must not be
+    empty; a window model sees it padded on the left with spaces. Each token is drawn from
+    softmax(logits / temperature), never the unknown token; the draws use ``generator`` on the CPU.
+
+    Explained in notebooks/02-context-models.md, § Sampling names.
+    """
     if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}; use a small value such as "
-                         "0.01 for (almost) greedy decoding")
-    if num < 1 or max_len < 1:
-        raise ValueError(f"num and max_len must be >= 1, got {num} and {max_len}")
-    was_training = model.training
+        raise ValueError(f"temperature must be > 0, got {temperature}; use a small value such as 0.01 "
+                         "for (almost) greedy decoding")
+    if num < 1 or max_length < 1:
+        raise ValueError(f"num and max_length must be >= 1, got {num} and {max_length}")
+    unknown = sorted({c for c in prompt if c not in vocab})
+    if unknown:
+        raise ValueError(f"the prompt has characters outside the vocabulary: {unknown}; preprocess it like "
+                         "the training text (e.g. with preprocess_text)")
+    names = BOUNDARY in vocab
+    if not (names or prompt):
+        raise ValueError("a text model needs a prompt of at least one character to start from")
+    pad = vocab[BOUNDARY] if names else vocab[" "]
+    device, was_training = _model_device(model), model.training
     model.eval()
-    device = _model_device(model)
-    pad = vocab[BOUNDARY]
-    window = torch.full((num, max(model.block_size, 1)), pad, dtype=torch.long, device=device)
-    out = torch.full((num, max_len), pad, dtype=torch.long)
+    context = torch.tensor(([pad] if names else []) + vocab.encode(prompt), device=device).repeat(num, 1)
+    fresh, state, drawn = context, None, []
     done = torch.zeros(num, dtype=torch.bool)
-    for t in range(max_len):
-        logits = model(window).float().cpu()  # (num, V)
-        probs = torch.softmax(logits / temperature, dim=-1)
-        probs[:, vocab.unk] = 0  # never emit the unknown token
-        nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (num,)
-        nxt[done] = pad
-        out[:, t] = nxt
-        done |= nxt == pad
-        if done.all():
+    for _ in range(max_length):
+        logits, state = _next_logits(model, context, fresh, state, pad)
+        probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)  # (num, V)
+        probs[:, vocab.unk] = 0  # the unknown token stands for no character: never emit it
+        token = torch.multinomial(probs, 1, generator=generator)[:, 0]  # (num,)
+        if names:
+            token[done] = pad
+            done |= token == pad
+        drawn.append(token)
+        if names and done.all():
             break
-        window = torch.cat([window[:, 1:], nxt.unsqueeze(1).to(device)], dim=1)
+        fresh = token.to(device)[:, None]  # (num, 1)
+        context = torch.cat([context, fresh], dim=1)
     model.train(was_training)
-    return [vocab.decode(row).split(BOUNDARY)[0] for row in out.tolist()]
+    texts = [vocab.decode(row) for row in torch.stack(drawn, dim=1).tolist()]
+    return [prompt + (text.split(BOUNDARY)[0] if names else text) for text in texts]
 
 
 def sample_origins(samples: Sequence[str], train_names: Iterable[str], real_names: Iterable[str]) -> dict:
     """Fractions of samples that copy a training name, are real names the model never saw
-    (in ``real_names`` but not in training), or are invented (neither)."""
+    (in ``real_names`` but not in training), or are invented (neither).
+
+    Explained in notebooks/02-context-models.md, § Sampling names.
+    """
     if len(samples) == 0:
         raise ValueError("sample_origins got no samples")
     train, real = set(train_names), set(real_names)
@@ -942,9 +1434,12 @@ def sample_origins(samples: Sequence[str], train_names: Iterable[str], real_name
     return {"copied": copied / n, "real, unseen": unseen / n, "invented": (n - copied - unseen) / n}
 
 
-# %% notebooks/02-context-models.md · cell 34 · What the embeddings learned
+# %% notebooks/02-context-models.md · § What the embeddings learned
 def plot_embeddings(embedding: torch.Tensor, vocab: Vocab, ax=None, skip=(UNK,)):
-    """Scatter the rows of an embedding matrix (V, d) on their first two principal components."""
+    """Scatter the rows of an embedding matrix (V, d) on their first two principal components.
+
+    Explained in notebooks/02-context-models.md, § What the embeddings learned.
+    """
     import matplotlib.pyplot as plt
 
     keep = [i for i, t in enumerate(vocab.itos) if t not in skip]
@@ -963,15 +1458,39 @@ def plot_embeddings(embedding: torch.Tensor, vocab: Vocab, ax=None, skip=(UNK,))
     return ax
 
 
-# %% notebooks/03-rnn.md · cell 5 · The recurrent cell
-class RNN(nn.Module):
-    """Elman's recurrent cell, sequence-first: H_t = tanh(X_t U + H_{t-1} W + b)."""
+# %% notebooks/03-rnn.md · § The recurrent cell
+def _check_sequence(x: torch.Tensor, input_size: int, who: str):
+    """(T, B) of an input x (T, B, input_size), or an error that says what was expected."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[-1] != input_size or x.shape[0] == 0:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{who} expects a non-empty input of shape (T, B, {input_size}), sequence first; "
+                         f"got {shape} (batch-first data can be passed as x.transpose(0, 1))")
+    return x.shape[0], x.shape[1]
 
-    def __init__(self, input_size: int, hidden_size: int):
+
+def _check_state(state: torch.Tensor, batch_size: int, hidden_size: int, who: str) -> torch.Tensor:
+    """``state`` if it is a (batch_size, hidden_size) tensor, else an error that says so."""
+    if not isinstance(state, torch.Tensor) or state.shape != (batch_size, hidden_size):
+        shape = tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
+        raise ValueError(f"{who} expects a state of shape ({batch_size}, {hidden_size}) (batch, hidden), "
+                         f"got {shape}")
+    return state
+
+
+class RNN(nn.Module):
+    """Elman's recurrent cell, sequence-first: H_t = tanh(X_t U + H_{t-1} W + b).
+
+    ``fast=True`` runs the recurrence with ``rnn_scan``, whose backward pass is notebook 04's
+    hand-derived BPTT; ``fast=False`` runs the loop below under autograd. Both compute the same.
+
+    Explained in notebooks/03-rnn.md, § The recurrent cell.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, fast: bool = True):
         super().__init__()
         if input_size < 1 or hidden_size < 1:
             raise ValueError(f"input_size and hidden_size must be >= 1, got {input_size}, {hidden_size}")
-        self.input_size, self.hidden_size = input_size, hidden_size
+        self.input_size, self.hidden_size, self.fast = input_size, hidden_size, fast
         bound = 1 / math.sqrt(hidden_size)  # the initialisation of torch.nn.RNN
         self.U = nn.Parameter(torch.empty(input_size, hidden_size).uniform_(-bound, bound))   # (D, H)
         self.W = nn.Parameter(torch.empty(hidden_size, hidden_size).uniform_(-bound, bound))  # (H, H)
@@ -979,11 +1498,13 @@ class RNN(nn.Module):
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):
         """x (T, B, D) -> outputs (T, B, H) (the state after every step), final state (B, H)."""
-        T, B = _check_sequence(x, self.input_size)
-        h = x.new_zeros(B, self.hidden_size) if state is None else _check_state(state, B, self.hidden_size)
+        T, B = _check_sequence(x, self.input_size, "RNN")
+        h = x.new_zeros(B, self.hidden_size) if state is None else _check_state(state, B, self.hidden_size, "RNN")
         XU = (x.reshape(T * B, -1) @ self.U + self.b).view(T, B, -1)  # (T, B, H): all steps at once
+        if self.fast:  # the same loop, with the backward pass derived in notebook 04
+            return rnn_scan(XU, h, self.W)
         outputs = []
-        for xu in XU.unbind(0):  # (B, H) per step; unbind, not XU[t] (see the text)
+        for xu in XU.unbind(0):  # (B, H) per step
             h = torch.tanh(xu + h @ self.W)  # (B, H)
             outputs.append(h)
         return torch.stack(outputs), h
@@ -1005,49 +1526,50 @@ class RNN(nn.Module):
         return rnn
 
 
-def _check_sequence(x: torch.Tensor, input_size: int):
-    if x.ndim != 3 or x.shape[-1] != input_size:
-        raise ValueError(f"expected input of shape (T, B, {input_size}) (sequence first), got "
-                         f"{tuple(x.shape)}; batch-first data can be passed as x.transpose(0, 1)")
-    if x.shape[0] == 0:
-        raise ValueError("the input sequence is empty (T = 0)")
-    return x.shape[0], x.shape[1]
-
-
-def _check_state(h: torch.Tensor, batch_size: int, hidden_size: int) -> torch.Tensor:
-    if h.shape != (batch_size, hidden_size):
-        raise ValueError(f"expected a state of shape ({batch_size}, {hidden_size}), got {tuple(h.shape)}")
-    return h
-
-
-# %% notebooks/03-rnn.md · cell 11 · A character language model
+# %% notebooks/03-rnn.md · § A character language model
 class RNNLanguageModel(nn.Module):
-    """Token ids (T, B) -> next-token logits (T, B, V) through a recurrent cell."""
+    """Token ids (T, B) -> next-token logits (T, B, V) through a recurrent cell; returns (logits, state).
 
-    def __init__(self, vocab_size: int, hidden_size: int, cell=RNN, embedding_dim: int | None = None):
+    Explained in notebooks/03-rnn.md, § A character language model.
+    """
+
+    def __init__(self, vocab_size: int, hidden_size: int, cell=RNN, embedding_dim: int | None = None,
+                 dropout: float = 0.0):
         super().__init__()
         self.vocab_size = vocab_size
         self.embedding = None if embedding_dim is None else nn.Embedding(vocab_size, embedding_dim)
         self.cell = cell(embedding_dim or vocab_size, hidden_size)
-        self.output = nn.Linear(hidden_size, vocab_size)
+        self.dropout = nn.Dropout(dropout)  # on the states read by the output layer, not in the recurrence
+        self.output = nn.Linear(hidden_size, vocab_size)  # weight: V^T, (vocab_size, hidden_size)
 
     def forward(self, X: torch.Tensor, state=None):
         """X (T, B) ids; state None (zeros) or the state returned by an earlier call."""
-        if X.ndim != 2 or X.dtype != torch.long:
-            raise ValueError(f"expected token ids of shape (T, B) and dtype long, got {tuple(X.shape)} {X.dtype}")
+        _check_ids(X, self.vocab_size)
         if self.embedding is None:
             x = F.one_hot(X, self.vocab_size).to(self.output.weight.dtype)  # (T, B, V)
         else:
             x = self.embedding(X)  # (T, B, E)
         outputs, state = self.cell(x, state)  # (T, B, H)
-        return self.output(outputs), state  # (T, B, V)
+        return self.output(self.dropout(outputs)), state  # (T, B, V)
 
 
-# %% notebooks/03-rnn.md · cell 15 · Gradient clipping
+def _check_ids(X: torch.Tensor, vocab_size: int) -> None:
+    """Token ids of shape (T, B) and dtype long, all in [0, vocab_size), or an error saying what is wrong."""
+    if not isinstance(X, torch.Tensor) or X.ndim != 2 or X.dtype != torch.long:
+        shape = (tuple(X.shape), X.dtype) if isinstance(X, torch.Tensor) else type(X).__name__
+        raise ValueError(f"expected token ids of shape (T, B) and dtype long (sequence first), got {shape}")
+    if X.numel() and not 0 <= int(X.min()) <= int(X.max()) < vocab_size:
+        raise ValueError(f"token ids must lie in [0, {vocab_size}), got {int(X.min())}..{int(X.max())}: encode "
+                         "the text with the vocabulary the model was built for")
+
+
+# %% notebooks/03-rnn.md · § Gradient clipping
 def clip_gradients(parameters, max_norm: float) -> torch.Tensor:
     """Rescale the gradients in place so that their global L2 norm is at most ``max_norm``.
 
     Returns the norm before clipping, like ``torch.nn.utils.clip_grad_norm_``.
+
+    Explained in notebooks/03-rnn.md, § Gradient clipping.
     """
     if max_norm <= 0:
         raise ValueError(f"max_norm must be positive, got {max_norm}")
@@ -1061,206 +1583,90 @@ def clip_gradients(parameters, max_norm: float) -> torch.Tensor:
     return norm
 
 
-# %% notebooks/03-rnn.md · cell 19 · The experiments' configuration
-def surname_lm_config(quick: bool | None = None) -> dict:
-    """Hyperparameters of the surname language models (notebooks 03 and 05, ``make bench``)."""
-    quick = quick_mode() if quick is None else quick
-    return dict(hidden_size=256, embedding_dim=None, batch_size=128, lr=5e-3, epochs=1 if quick else 9,
-                lr_final=1e-3, epochs_final=1 if quick else 3, weight_decay=0.0, clip=1.0,
-                train_names=640 if quick else None, held_out_names=300 if quick else None, seed=0)
+# %% notebooks/03-rnn.md · § Training the language model
+CELLS = {"rnn": RNN}  # cell name -> class; notebook 05 adds the gated cells
 
 
-def time_machine_lm_config(quick: bool | None = None) -> dict:
-    """Hyperparameters of the Time Machine language models (truncated BPTT over ``num_steps``)."""
-    quick = quick_mode() if quick is None else quick
-    return dict(hidden_size=256, embedding_dim=None, num_steps=32, batch_size=32, lr=5e-3, epochs=1 if quick else 18,
-                lr_final=1e-3, epochs_final=1 if quick else 3, weight_decay=0.0, clip=1.0,
-                train_chars=4096 if quick else None, held_out_chars=1024 if quick else None, seed=0)
+def rnn_model(config: Config, task: Task) -> nn.Module:
+    """The recurrent language model of a configuration: ``RNNLanguageModel`` with ``CELLS[config.cell]``.
 
-
-def fit_annealed(model: nn.Module, train_data, valid_data, config: dict, **kwargs) -> History:
-    """``fit`` at ``config["lr"]`` for ``config["epochs"]``, then again at the smaller ``config["lr_final"]``
-    for ``config["epochs_final"]`` epochs; returns one History for both phases and keeps the best weights."""
-    common = dict(weight_decay=config["weight_decay"], clip=config["clip"], **kwargs)
-    first = fit(model, train_data, valid_data, epochs=config["epochs"], lr=config["lr"], **common)
-    if not config["epochs_final"]:
-        return first
-    best = copy.deepcopy(model.state_dict())
-    second = fit(model, train_data, valid_data, epochs=config["epochs_final"], lr=config["lr_final"], **common)
-    if second.best_valid >= first.best_valid:  # annealing did not help: keep the first phase's weights
-        model.load_state_dict(best)
-    better = second.best_valid < first.best_valid
-    return History(train_loss=first.train_loss + second.train_loss, valid_loss=first.valid_loss + second.valid_loss,
-                   best_epoch=len(first.train_loss) + second.best_epoch if better else first.best_epoch,
-                   best_valid=min(first.best_valid, second.best_valid), seconds=first.seconds + second.seconds,
-                   steps=first.steps + second.steps)
-
-
-@dataclass
-class LMRun:
-    """A trained language model with its vocabulary, training history, config and held-out NLLs."""
-
-    model: nn.Module
-    vocab: Vocab
-    history: History
-    config: dict
-    nll: dict  # split -> nats per token
-
-
-def surname_splits():
-    """The surnames split by unique name (seed 0) and the vocabulary of the training names."""
-    train, valid, test = split_names(load_surnames(), seed=0)
-    return train, valid, test, Vocab(train, reserved=[BOUNDARY])
-
-
-def train_surname_lm(cell=RNN, quick: bool | None = None, progress: bool = True, **overrides) -> LMRun:
-    """Train ``RNNLanguageModel(cell=cell)`` on the surnames; NLLs are nats per character."""
-    config = {**surname_lm_config(quick), **overrides}
-    set_seed(config["seed"])
-    train, valid, test, vocab = surname_splits()
-    train, valid, test = (names[:limit] if limit else names for names, limit in
-                          [(train, config["train_names"]), (valid, config["held_out_names"]),
-                           (test, config["held_out_names"])])
-    model = RNNLanguageModel(len(vocab), config["hidden_size"], cell=cell, embedding_dim=config["embedding_dim"])
-    generator = torch.Generator().manual_seed(config["seed"])
-    # evaluation batches hold names of similar length (sorted), so little time goes into padding
-    held_out = {split: list(name_batches(sorted(names, key=len), vocab, 1024, shuffle=False))
-                for split, names in [("train", train), ("valid", valid), ("test", test)]}
-    history = fit_annealed(model, lambda: name_batches(train, vocab, config["batch_size"], generator=generator),
-                           held_out["valid"], config, progress=progress, desc=f"surnames {type(model.cell).__name__}")
-    nll = {split: evaluate(model, batches) for split, batches in held_out.items()}
-    return LMRun(model, vocab, history, config, nll)
-
-
-def time_machine_splits(held_out_chars: int | None = None):
-    """The book's vocabulary (from the training block) and the train/valid/test blocks as id tensors.
-
-    ``held_out_chars`` keeps only the first characters of the validation and test blocks (quick mode).
+    Explained in notebooks/03-rnn.md, § Training the language model.
     """
-    train, valid, test = split_text(load_time_machine())
-    vocab = Vocab([train])
-    valid, test = valid[:held_out_chars], test[:held_out_chars]
-    return vocab, *(torch.tensor(vocab.encode(block)) for block in (train, valid, test))
+    if config.cell not in CELLS:
+        raise ValueError(f"unknown cell {config.cell!r}: choose one of {sorted(CELLS)}")
+    return RNNLanguageModel(task.num_tokens, config.hidden_size, CELLS[config.cell], config.embedding_dim,
+                            config.dropout)
 
 
-def evaluate_text(model: nn.Module, ids: torch.Tensor, stateful: bool = True, num_steps: int = 32,
-                  streams: int = 1) -> float:
-    """NLL (nats/char) of a block of text.
+MODELS["rnn"] = rnn_model
 
-    ``stateful``: read the block as ``streams`` long sequences, carrying the state across pieces
-    of ``num_steps`` characters. Otherwise: cut it into windows of ``num_steps``, each from a
-    zero state (what a model trained on random windows expects).
-    """
-    if stateful:
-        return evaluate(model, lambda: sequential_batches(ids, num_steps, streams), stateful=True)
-    return evaluate(model, lambda: sequential_batches(ids, num_steps, 16), stateful=False)
+RNN_CONFIGS = {  # dataset -> Config; one-hot input (embedding_dim=None), so X_t U is the textbook's
+    "surnames": Config("surnames", "rnn", hidden_size=256, embedding_dim=None, batch_size=128, lr=5e-3,
+                       dropout=0.1, epochs=20),
+    "time-machine": Config("time-machine", "rnn", hidden_size=256, embedding_dim=None, num_steps=32, batch_size=32,
+                           lr=5e-3, dropout=0.2, epochs=30),
+}
 
 
-def train_time_machine_lm(cell=RNN, stateful: bool = True, quick: bool | None = None,
-                          progress: bool = True, **overrides) -> LMRun:
-    """Train on The Time Machine with truncated BPTT.
-
-    ``stateful=True``: sequential batches, the state carried (and detached) from batch to batch,
-    a fresh random offset each epoch. ``stateful=False``: random windows, each from a zero state.
-    Held-out NLLs are measured the way the model was trained (one long stream, or windows).
-    """
-    config = {**time_machine_lm_config(quick), **overrides}
-    set_seed(config["seed"])
-    vocab, train, valid, test = time_machine_splits(config["held_out_chars"])
-    train = train[:config["train_chars"]] if config["train_chars"] else train
-    T, B = config["num_steps"], config["batch_size"]
-    model = RNNLanguageModel(len(vocab), config["hidden_size"], cell=cell, embedding_dim=config["embedding_dim"])
-    generator = torch.Generator().manual_seed(config["seed"])
-    if stateful:
-        def batches():
-            offset = int(torch.randint(T, (1,), generator=generator))
-            return sequential_batches(train, T, B, offset=offset)
-    else:
-        def batches():
-            return random_batches(train, T, B, generator=generator)
-    history = fit_annealed(model, batches, lambda: sequential_batches(valid, T, 8), config, stateful=stateful,
-                           progress=progress,
-                           desc=f"time machine {type(model.cell).__name__} {'stateful' if stateful else 'windows'}")
-    nll = {"train": evaluate_text(model, train, stateful, T, streams=16),
-           "valid": evaluate_text(model, valid, stateful, T),
-           "test": evaluate_text(model, test, stateful, T)}
-    return LMRun(model, vocab, history, config, nll)
-
-
-# %% notebooks/03-rnn.md · cell 29 · Generating text
-def _sample(logits: torch.Tensor, temperature: float, generator, unk: int = 0) -> torch.Tensor:
-    """One id per row of logits (B, V), drawn from softmax(logits / temperature); never ``unk``."""
-    logits = logits.detach().float().cpu().clone()
-    logits[:, unk] = float("-inf")  # the unknown token stands for no character: do not emit it
-    probs = torch.softmax(logits / temperature, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]  # (B,)
-
-
-def _check_temperature(temperature: float) -> None:
-    if not temperature > 0:
-        raise ValueError(f"temperature must be positive (e.g. 0.5 to 1.5), got {temperature}")
+# %% notebooks/03-rnn.md · § *The Time Machine*: carrying the state
+CONTEXT_SPANS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
 @torch.no_grad()
-def generate(model: nn.Module, vocab: Vocab, prompt: str, num_chars: int, temperature: float = 1.0,
-             generator: torch.Generator | None = None) -> str:
-    """The prompt followed by ``num_chars`` sampled characters.
+def context_curve(model: nn.Module, ids: torch.Tensor, spans=CONTEXT_SPANS) -> dict:
+    """NLL (nats/char) of a recurrent language model on the text ``ids`` with its state reset to zero
+    every k characters, for each k in ``spans``, and (key None) with the state never reset.
 
-    The model first reads the prompt (warm-up), then samples one character at a time from
-    softmax(logits / temperature) (the unknown token excluded), feeding each back in. Pass a seeded CPU ``generator``
-    to make the sample reproducible.
+    All are scored on the same characters: the first n, n the largest multiple of max(spans) that
+    leaves a target for every input. A character k' positions after a reset is predicted from k'
+    characters of context.
+
+    Explained in notebooks/03-rnn.md, § *The Time Machine*: carrying the state.
     """
-    _check_temperature(temperature)
-    if not prompt:
-        raise ValueError("the prompt must contain at least one character to warm up the state")
-    unknown = sorted({c for c in prompt if c not in vocab})
-    if unknown:
-        raise ValueError(f"the prompt has characters outside the vocabulary: {unknown}; "
-                         "preprocess it like the training text (e.g. with preprocess_text)")
-    if num_chars < 0:
-        raise ValueError(f"num_chars must be >= 0, got {num_chars}")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    X = torch.tensor(vocab.encode(prompt), device=device)[:, None]  # (T, 1)
-    logits, state = model(X)  # warm-up
-    ids = []
-    for _ in range(num_chars):
-        next_id = _sample(logits[-1], temperature, generator, vocab.unk)  # (1,)
-        ids.append(int(next_id))
-        logits, state = model(next_id.to(device)[None], state)  # (1, 1) in, (1, 1, V) out
-    model.train(was_training)
-    return prompt + vocab.decode(ids)
+    if ids.ndim != 1 or len(ids) <= max(spans):
+        raise ValueError(f"need a 1-D tensor of ids longer than the largest span {max(spans)}, got shape "
+                         f"{tuple(ids.shape)}")
+    n = (len(ids) - 1) // max(spans) * max(spans)
+    curve = {}
+    for k in spans:
+        X, Y = ids[:n].view(-1, k).T, ids[1:n + 1].view(-1, k).T  # (k, n/k): one column per piece
+        curve[k] = evaluate(model, [(X, Y)])  # every column starts from a zero state
+    curve[None] = evaluate(model, lambda: sequential_batches(ids[:n + 1], max(spans), 1), stateful=True)
+    return curve
 
 
+# %% notebooks/03-rnn.md · § How far back does the RNN look?
 @torch.no_grad()
-def sample_names(model: nn.Module, vocab: Vocab, num_names: int, temperature: float = 1.0,
-                 generator: torch.Generator | None = None, max_length: int = 40) -> list[str]:
-    """Sample names from a model trained on ``pad_names`` batches: start at the boundary token and
-    stop at the next one (or after ``max_length`` characters)."""
-    _check_temperature(temperature)
-    was_training = model.training
+def position_nll(model: nn.Module, names, vocab: Vocab, positions: int = 12) -> torch.Tensor:
+    """Mean NLL (nats) of the character at each position 0 .. positions-1 of ``names``: position t is
+    predicted from the boundary token and the name's first t letters (the final boundary counts at
+    its position). Window models see at most their last ``block_size`` tokens of that context.
+
+    Explained in notebooks/03-rnn.md, § How far back does the RNN look?.
+    """
+    device, was_training = _model_device(model), model.training
     model.eval()
-    device = next(model.parameters()).device
-    boundary = vocab[BOUNDARY]
-    x = torch.full((1, num_names), boundary, device=device)  # (1, B)
-    state, names, done = None, [[] for _ in range(num_names)], [False] * num_names
-    for _ in range(max_length):
-        logits, state = model(x, state)
-        next_ids = _sample(logits[-1], temperature, generator, vocab.unk)  # (B,)
-        for b, i in enumerate(next_ids.tolist()):
-            if not done[b]:
-                done[b] = i == boundary
-                if not done[b]:
-                    names[b].append(i)
-        if all(done):
-            break
-        x = next_ids.to(device)[None]
+    total, count = torch.zeros(positions), torch.zeros(positions)
+    for i in range(0, len(names), 1024):
+        batch = names[i:i + 1024]
+        if hasattr(model, "block_size"):  # one window per target, in name order
+            X, Y = name_windows(batch, vocab, model.block_size)
+            losses = next_token_loss(model(X.to(device)), Y.to(device), reduction="none").cpu()
+            where = torch.tensor([t for name in batch for t in range(len(name) + 1)])
+        else:
+            X, Y = pad_names(batch, vocab)  # (T, B)
+            losses = next_token_loss(model(X.to(device))[0], Y.to(device), reduction="none").cpu()
+            real = (Y != IGNORE_INDEX).reshape(-1)
+            losses = losses[real]
+            where = torch.arange(Y.shape[0])[:, None].expand_as(Y).reshape(-1)[real]
+        keep = where < positions
+        total.index_add_(0, where[keep], losses[keep])
+        count.index_add_(0, where[keep], torch.ones(int(keep.sum())))
     model.train(was_training)
-    return [vocab.decode(ids) for ids in names]
+    return total / count.clamp(min=1)
 
 
-# %% notebooks/04-bptt.md · cell 5 · The equations in code
+# %% notebooks/04-bptt.md · § The equations in code
 def backprop_through_time(dH_direct: torch.Tensor, W: torch.Tensor, act_grad: torch.Tensor,
                           truncate: int | None = None):
     """The BPTT recursion, from t = T down to 1.
@@ -1270,6 +1676,8 @@ def backprop_through_time(dH_direct: torch.Tensor, W: torch.Tensor, act_grad: to
     dH_direct (T, B, H): the gradient reaching H_t from its own output; act_grad (T, B, H):
     f'(A_t). ``truncate=k`` drops the term through H_{t+1} when t+1 is a multiple of k
     (the state detached every k steps). Returns dH and dA, both (T, B, H).
+
+    Explained in notebooks/04-bptt.md, § The equations in code.
     """
     T = dH_direct.shape[0]
     dH, dA = torch.empty_like(dH_direct), torch.empty_like(dH_direct)
@@ -1291,6 +1699,8 @@ def bptt_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, sta
     from the hand-derived BPTT equations (no autograd). Keys as in ``model.named_parameters()``.
 
     x, y: (T, B) input and target ids (targets may be IGNORE_INDEX); state: initial H_0 (B, H).
+
+    Explained in notebooks/04-bptt.md, § The equations in code.
     """
     cell = getattr(model, "cell", None)
     if type(cell) is not RNN:
@@ -1301,10 +1711,10 @@ def bptt_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, sta
         raise ValueError(f"x and y must both have shape (T, B), got {tuple(x.shape)} and {tuple(y.shape)}")
     T, B = x.shape
     U, W, b = cell.U, cell.W, cell.b
-    V, c = model.output.weight, model.output.bias  # (|V|, H), (|V|,)
+    Vt, c = model.output.weight, model.output.bias  # V^T as nn.Linear stores it, (|V|, H); c (|V|,)
     X = F.one_hot(x, model.vocab_size).to(U.dtype) if model.embedding is None else model.embedding.weight[x]
 
-    # forward pass: A_t = X_t U + H_{t-1} W + b, H_t = tanh(A_t), O_t = H_t V^T + c
+    # forward pass: A_t = X_t U + H_{t-1} W + b, H_t = tanh(A_t), O_t = H_t V + c
     XU = X @ U + b  # (T, B, H)
     H_all = XU.new_empty(T + 1, B, cell.hidden_size)  # H_0, H_1, ..., H_T
     H_all[0] = 0 if state is None else state
@@ -1312,7 +1722,7 @@ def bptt_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, sta
     for t in range(T):
         torch.tanh(torch.addmm(XU_[t], H_[t], W), out=H_[t + 1])
     H, H_prev = H_all[1:], H_all[:-1]  # (T, B, H) each
-    O = H @ V.T + c  # (T, B, |V|)
+    O = H @ Vt.T + c  # H_t V + c: (T, B, |V|)
 
     # output layer: dO_t = M_t (P_t - E_t) / N
     mask = (y != IGNORE_INDEX).to(O.dtype)  # (T, B)
@@ -1323,10 +1733,11 @@ def bptt_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, sta
     def rows(Z):  # (T, B, n) -> (T * B, n): a sum over t of Z_t^T dA_t becomes one product
         return Z.reshape(T * B, -1)
 
+    # dV = sum_t H_t^T dO_t, (H, |V|); nn.Linear's weight holds V^T, so its gradient is dV^T
     grads = {"output.weight": rows(dO).T @ rows(H), "output.bias": dO.sum((0, 1))}
 
-    # through time: dH_t = dO_t V + dA_{t+1} W^T, dA_t = dH_t * (1 - H_t^2)
-    _, dA = backprop_through_time(dO @ V, W, 1 - H * H, truncate)
+    # through time: dH_t = dO_t V^T + dA_{t+1} W^T, dA_t = dH_t * (1 - H_t^2)
+    _, dA = backprop_through_time(dO @ Vt, W, 1 - H * H, truncate)
 
     # parameters: sums over time of (input of the step)^T dA_t
     grads["cell.U"] = rows(X).T @ rows(dA)
@@ -1338,29 +1749,103 @@ def bptt_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, sta
     return {name: grads[name] for name, _ in model.named_parameters()}
 
 
-# %% notebooks/05-gated-rnns.md · cell 4 · Long short-term memory
-def _sequence_shape(x: torch.Tensor, input_size: int, who: str):
-    """(T, B) of an input (T, B, input_size), or a clear error."""
-    if x.ndim != 3 or x.shape[-1] != input_size or x.shape[0] == 0:
-        raise ValueError(f"{who} expects a non-empty input of shape (T, B, {input_size}), sequence first; "
-                         f"got {tuple(x.shape)} (batch-first data can be passed as x.transpose(0, 1))")
-    return x.shape[0], x.shape[1]
+# %% notebooks/04-bptt.md · § A fast RNN from the equations
+def _needs_grad(*tensors) -> bool:
+    """Whether autograd will need a backward pass through these tensors."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
-def _state_tensor(s: torch.Tensor, B: int, H: int, who: str) -> torch.Tensor:
-    if not isinstance(s, torch.Tensor) or s.shape != (B, H):
-        shape = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
-        raise ValueError(f"{who} expects a state of shape ({B}, {H}) (batch, hidden), got {shape}")
-    return s
+def _steps(buffer: torch.Tensor, T: int, save: bool):
+    """Per-step views of ``buffer``: its T slices when backward needs them all, else one slice reused."""
+    return buffer.unbind(0) if save else [buffer[0]] * T
 
 
+def _rows(Z: torch.Tensor) -> torch.Tensor:
+    """(T, B, n) -> (T * B, n): a sum over t of products Z_t^T dA_t becomes one product."""
+    return Z.reshape(-1, Z.shape[-1])
+
+
+def _tanh(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """tanh(x) = 2 sigmoid(2x) - 1, written into ``out`` (which may be ``x``).
+
+    The same function in four cheap operations: PyTorch's CPU sigmoid is vectorised, its
+    float tanh is not, and tanh would otherwise be the largest element-wise cost of a step.
+    """
+    return torch.mul(x, 2, out=out).sigmoid_().mul_(2).sub_(1)
+
+
+def _previous_states(h0: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+    """H_0, ..., H_{T-1} (T, B, H): the state each step started from."""
+    return torch.cat([h0[None], outputs[:-1]])
+
+
+def _weight_gradient(h0: torch.Tensor, outputs: torch.Tensor, dA: torch.Tensor) -> torch.Tensor:
+    """sum_t H_{t-1}^T dA_t (H, n), as one matrix product over all T * B rows."""
+    return _rows(_previous_states(h0, outputs)).T @ _rows(dA)
+
+
+def _rnn_forward(xu: torch.Tensor, h0: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """The states H_1, ..., H_T (T, B, H) of H_t = tanh(xu_t + H_{t-1} W)."""
+    outputs = torch.empty_like(xu)  # (T, B, H)
+    H_, xu_ = outputs.unbind(0), xu.unbind(0)  # per-step views, written in place
+    prev_ = (h0,) + H_[:-1]
+    for t in range(len(H_)):
+        _tanh(torch.addmm(xu_[t], prev_[t], W, out=H_[t]), out=H_[t])
+    return outputs
+
+
+class RNNScan(torch.autograd.Function):
+    """The RNN over a whole sequence; backward is notebook 04's BPTT.
+
+    Explained in notebooks/04-bptt.md, § A fast RNN from the equations.
+    """
+
+    @staticmethod
+    def forward(ctx, xu, h0, W):
+        outputs = _rnn_forward(xu, h0, W)  # (T, B, H)
+        ctx.save_for_backward(outputs, h0, W)
+        return outputs, outputs[-1].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_outputs, d_hT):
+        H, h0, W = ctx.saved_tensors  # (T, B, H), (B, H), (H, H)
+        dH_direct = d_outputs.clone(memory_format=torch.contiguous_format)  # (T, B, H)
+        dH_direct[-1] += d_hT  # H_T is also the final state
+        _, dA = backprop_through_time(dH_direct, W, 1 - H * H)  # tanh' = 1 - H_t^2
+        dh0 = dA[0] @ W.T if ctx.needs_input_grad[1] else None
+        dW = _weight_gradient(h0, H, dA) if ctx.needs_input_grad[2] else None
+        return dA, dh0, dW
+
+
+def rnn_scan(xu: torch.Tensor, h0: torch.Tensor, W: torch.Tensor):
+    """H_t = tanh(xu_t + H_{t-1} W) over a sequence.
+
+    xu (T, B, H): the input's contribution X_t U + b at every step; h0 (B, H); W (H, H).
+    Returns outputs (T, B, H) (every state H_1..H_T) and the final state H_T (B, H).
+
+    Explained in notebooks/04-bptt.md, § A fast RNN from the equations.
+    """
+    if _needs_grad(xu, h0, W):
+        return RNNScan.apply(xu, h0, W)
+    outputs = _rnn_forward(xu, h0, W)
+    return outputs, outputs[-1]
+
+
+# %% notebooks/05-gated-rnns.md · § Long short-term memory
 class LSTM(nn.Module):
-    """Long short-term memory (PyTorch's equations): input (T, B, D) -> outputs (T, B, H), (h, c)."""
+    """Long short-term memory (PyTorch's equations): input (T, B, D) -> outputs (T, B, H), state (h, c).
 
-    def __init__(self, input_size: int, hidden_size: int, forget_bias: float = 1.0):
+    ``step`` is one step of the equations; ``forward`` runs the whole sequence, with the fast
+    hand-derived backward pass (``lstm_scan``) or, with ``fast=False``, step by step under autograd.
+
+    Explained in notebooks/05-gated-rnns.md, § Long short-term memory.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, forget_bias: float = 1.0, fast: bool = True):
         super().__init__()
         D, H = input_size, hidden_size
-        self.input_size, self.hidden_size = D, H
+        self.input_size, self.hidden_size, self.fast = D, H, fast
         k = 1 / math.sqrt(H)  # PyTorch's initialisation: U(-1/sqrt(H), 1/sqrt(H)) everywhere
         self.W_x = nn.Parameter(torch.empty(D, 4 * H).uniform_(-k, k))  # gates (i, f, g, o)
         self.W_h = nn.Parameter(torch.empty(H, 4 * H).uniform_(-k, k))
@@ -1369,23 +1854,36 @@ class LSTM(nn.Module):
         with torch.no_grad():
             self.b_x[H:2 * H] += forget_bias  # start out remembering (Gers et al., 2000)
 
+    def step(self, gx_t: torch.Tensor, state):
+        """One step of eq. (eq-lstm): gx_t = x_t W_x + b (B, 4H), state (h, c) -> new (h, c), gates."""
+        h, c = state
+        i, f, g, o = torch.addmm(gx_t, h, self.W_h).chunk(4, dim=1)  # each (B, H)
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        return (h, c), {"i": i, "f": f, "g": g, "o": o}
+
+    def input_gates(self, x: torch.Tensor) -> torch.Tensor:
+        """x W_x + b for every step of x (T, B, D): the input's part of every gate, one matrix product."""
+        T, B, _ = x.shape
+        return torch.addmm(self.b_x + self.b_h, x.reshape(T * B, -1), self.W_x).view(T, B, -1)  # (T, B, 4H)
+
     def forward(self, x: torch.Tensor, state=None):
-        T, B = _sequence_shape(x, self.input_size, "LSTM")
+        T, B = _check_sequence(x, self.input_size, "LSTM")
         H = self.hidden_size
         if state is None:
             h, c = x.new_zeros(B, H), x.new_zeros(B, H)
         else:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 raise ValueError("an LSTM's state is the pair (h, c), as returned by an earlier call")
-            h, c = (_state_tensor(s, B, H, "LSTM") for s in state)
-        # The input's contribution to every gate at every step: one matrix product.
-        gx = torch.addmm(self.b_x + self.b_h, x.reshape(T * B, -1), self.W_x).view(T, B, 4 * H)
+            h, c = (_check_state(s, B, H, "LSTM") for s in state)
+        gx = self.input_gates(x)  # (T, B, 4H)
+        if self.fast:
+            outputs, h, c = lstm_scan(gx, h, c, self.W_h)
+            return outputs, (h, c)
         outputs = []
         for gx_t in gx.unbind(0):  # (B, 4H) per step
-            i, f, g, o = torch.addmm(gx_t, h, self.W_h).chunk(4, dim=1)  # each (B, H)
-            i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-            c = torch.addcmul(f * c, i, g)  # f*c + i*g
-            h = o * torch.tanh(c)
+            (h, c), _ = self.step(gx_t, (h, c))
             outputs.append(h)
         return torch.stack(outputs), (h, c)  # (T, B, H), ((B, H), (B, H))
 
@@ -1401,7 +1899,8 @@ def _check_torch_rnn(module, kind) -> None:
         raise TypeError(f"expected a torch.nn.{kind.__name__}, got {type(module).__name__}")
     if module.bidirectional or not module.bias or getattr(module, "proj_size", 0):
         raise ValueError("from_torch needs a unidirectional module with biases and no projection "
-                         f"(got bidirectional={module.bidirectional}, bias={module.bias})")
+                         f"(got bidirectional={module.bidirectional}, bias={module.bias}); for a "
+                         "bidirectional one see Bidirectional.from_torch (notebook 06)")
     if module.batch_first:
         raise ValueError("from_torch needs a sequence-first module (batch_first=False): our cells "
                          "take input of shape (T, B, D)")
@@ -1421,32 +1920,49 @@ def _copy_torch_weights(cell: nn.Module, module: nn.Module) -> nn.Module:
     return cell
 
 
-# %% notebooks/05-gated-rnns.md · cell 8 · Gated recurrent units
+# %% notebooks/05-gated-rnns.md · § Gated recurrent units
 class GRU(nn.Module):
-    """Gated recurrent unit (PyTorch's equations): input (T, B, D) -> outputs (T, B, H), h (B, H)."""
+    """Gated recurrent unit (PyTorch's equations): input (T, B, D) -> outputs (T, B, H), state h (B, H).
 
-    def __init__(self, input_size: int, hidden_size: int):
+    ``step`` is one step of the equations; ``forward`` runs the whole sequence, with the fast
+    hand-derived backward pass (``gru_scan``) or, with ``fast=False``, step by step under autograd.
+
+    Explained in notebooks/05-gated-rnns.md, § Gated recurrent units.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, fast: bool = True):
         super().__init__()
         D, H = input_size, hidden_size
-        self.input_size, self.hidden_size = D, H
+        self.input_size, self.hidden_size, self.fast = D, H, fast
         k = 1 / math.sqrt(H)
         self.W_x = nn.Parameter(torch.empty(D, 3 * H).uniform_(-k, k))  # gates (r, z, n)
         self.W_h = nn.Parameter(torch.empty(H, 3 * H).uniform_(-k, k))
         self.b_x = nn.Parameter(torch.empty(3 * H).uniform_(-k, k))
         self.b_h = nn.Parameter(torch.empty(3 * H).uniform_(-k, k))
 
-    def forward(self, x: torch.Tensor, state=None):
-        T, B = _sequence_shape(x, self.input_size, "GRU")
+    def step(self, gx_t: torch.Tensor, h: torch.Tensor):
+        """One step of eq. (eq-gru): gx_t = x_t W_x + b_x (B, 3H), state h -> new h, gates."""
         H = self.hidden_size
-        h = x.new_zeros(B, H) if state is None else _state_tensor(state, B, H, "GRU")
-        gx = torch.addmm(self.b_x, x.reshape(T * B, -1), self.W_x).view(T, B, 3 * H)
-        gx_rz, gx_n = gx.split([2 * H, H], dim=2)  # (T, B, 2H), (T, B, H)
+        gh = torch.addmm(self.b_h, h, self.W_h)  # (B, 3H): h W_h + b_h, all three blocks at once
+        r, z = torch.sigmoid(gx_t[:, :2 * H] + gh[:, :2 * H]).chunk(2, dim=1)  # (B, H) each
+        n = torch.tanh(gx_t[:, 2 * H:] + r * gh[:, 2 * H:])
+        return torch.lerp(n, h, z), {"r": r, "z": z, "n": n}  # (1 - z) * n + z * h
+
+    def input_gates(self, x: torch.Tensor) -> torch.Tensor:
+        """x W_x + b_x for every step of x (T, B, D): the input's part of every gate, one matrix product."""
+        T, B, _ = x.shape
+        return torch.addmm(self.b_x, x.reshape(T * B, -1), self.W_x).view(T, B, -1)  # (T, B, 3H)
+
+    def forward(self, x: torch.Tensor, state=None):
+        T, B = _check_sequence(x, self.input_size, "GRU")
+        H = self.hidden_size
+        h = x.new_zeros(B, H) if state is None else _check_state(state, B, H, "GRU")
+        gx = self.input_gates(x)  # (T, B, 3H)
+        if self.fast:
+            return gru_scan(gx, h, self.W_h, self.b_h)
         outputs = []
-        for gx_rz_t, gx_n_t in zip(gx_rz.unbind(0), gx_n.unbind(0)):
-            gh_rz, gh_n = torch.addmm(self.b_h, h, self.W_h).split([2 * H, H], dim=1)
-            r, z = torch.sigmoid(gx_rz_t + gh_rz).chunk(2, dim=1)  # (B, H) each
-            n = torch.tanh(gx_n_t + r * gh_n)
-            h = torch.lerp(n, h, z)  # (1 - z) * n + z * h
+        for gx_t in gx.unbind(0):  # (B, 3H) per step
+            h, _ = self.step(gx_t, h)
             outputs.append(h)
         return torch.stack(outputs), h  # (T, B, H), (B, H)
 
@@ -1457,9 +1973,191 @@ class GRU(nn.Module):
         return _copy_torch_weights(cls(module.input_size, module.hidden_size), module)
 
 
-# %% notebooks/05-gated-rnns.md · cell 14 · Deep recurrent networks
+# %% notebooks/05-gated-rnns.md · § Backpropagation through the gates
+def _gru_forward(gx, h0, W_h, b_h, save: bool):
+    """The states h_1..h_T (T, B, H); with ``save``, also every step's gh = h_{t-1} W_h + b_h and
+    activations (r, z, n), both (T, B, 3H) (without, one step's buffers are reused)."""
+    T, B, H3 = gx.shape
+    H = H3 // 3
+    outputs = gx.new_empty(T, B, H)
+    GH = gx.new_empty(T if save else 1, B, 3 * H)   # h_{t-1} W_h + b_h
+    RZN = gx.new_empty(T if save else 1, B, 3 * H)  # r, z, n
+    H_ = outputs.unbind(0)
+    prev_ = (h0,) + H_[:-1]
+    gh_, gh_rz_, gh_n_ = (_steps(GH[..., s], T, save) for s in (slice(None), slice(0, 2 * H), slice(2 * H, None)))
+    rz_, r_, z_, n_ = (_steps(RZN[..., s], T, save) for s in
+                       (slice(0, 2 * H), slice(0, H), slice(H, 2 * H), slice(2 * H, None)))
+    gx_rz_, gx_n_ = gx[..., :2 * H].unbind(0), gx[..., 2 * H:].unbind(0)
+    for t in range(T):
+        torch.addmm(b_h, prev_[t], W_h, out=gh_[t])                   # (B, 3H)
+        torch.add(gx_rz_[t], gh_rz_[t], out=rz_[t]).sigmoid_()        # r, z
+        _tanh(torch.addcmul(gx_n_[t], r_[t], gh_n_[t], out=n_[t]), out=n_[t])  # n
+        torch.lerp(n_[t], prev_[t], z_[t], out=H_[t])                 # (1 - z) n + z h_{t-1}
+    return outputs, GH, RZN
+
+
+def _gru_local_derivatives(h0, outputs, GH, RZN):
+    """For all steps at once, what multiplies dL/dh_t to give the gradients of the gates.
+
+    Returns K (T, B, 3H) with d(gh)_t = dh_t * K_t for the blocks (r, z, n) of gh, and
+    K_n (T, B, H) with d(gx_n)_t = dh_t * K_n,t (the r and z blocks of d(gx) are those of d(gh)).
+    """
+    H = outputs.shape[-1]
+    r, z, n = RZN.split(H, dim=-1)  # (T, B, H) each
+    gh_n = GH[..., 2 * H:]
+    K_n = (1 - z) * (1 - n * n)  # h_t = (1 - z) n + ..., n = tanh(...)
+    K = torch.empty_like(RZN)
+    K_r, K_z, K_hn = K.split(H, dim=-1)
+    torch.mul(K_n * gh_n, r * (1 - r), out=K_r)                       # n = tanh(gx_n + r gh_n)
+    torch.mul(_previous_states(h0, outputs) - n, z * (1 - z), out=K_z)  # h_t = n + z (h_{t-1} - n)
+    torch.mul(K_n, r, out=K_hn)                                       # gh_n enters n times r
+    return K, K_n
+
+
+class GRUScan(torch.autograd.Function):
+    """PyTorch's GRU over a whole sequence, with a hand-derived backward.
+
+    Explained in notebooks/05-gated-rnns.md, § Backpropagation through the gates.
+    """
+
+    @staticmethod
+    def forward(ctx, gx, h0, W_h, b_h):
+        outputs, GH, RZN = _gru_forward(gx, h0, W_h, b_h, save=True)
+        ctx.save_for_backward(h0, outputs, GH, RZN, W_h)
+        return outputs, outputs[-1].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_outputs, d_hT):
+        h0, outputs, GH, RZN, W_h = ctx.saved_tensors
+        T, B, H = outputs.shape
+        dGH, K_n = _gru_local_derivatives(h0, outputs, GH, RZN)  # K, made d(gh)_t at step t
+        dH = torch.empty(T + 1, B, H, dtype=h0.dtype, device=h0.device)  # dL/dh_t, t = 0..T
+        dH_, z_ = dH.unbind(0), RZN[..., H:2 * H].unbind(0)
+        dGH_, dGH_blocks_ = dGH.unbind(0), dGH.unflatten(-1, (3, H)).unbind(0)
+        direct_ = (torch.zeros_like(h0),) + d_outputs.unbind(0)  # dL/dh_t from outside the recursion
+        torch.add(direct_[T], d_hT, out=dH_[T])
+        W_hT = W_h.T.contiguous()  # (nH, H), row-major: faster per-step products than the view W_h.T
+        for t in range(T - 1, -1, -1):  # step t + 1 computed h_{t+1} from h_t
+            dGH_blocks_[t].mul_(dH_[t + 1][:, None])                  # (B, 3, H): d(gh) of step t + 1
+            torch.addcmul(direct_[t], dH_[t + 1], z_[t], out=dH_[t])  # through z h_t
+            dH_[t].addmm_(dGH_[t], W_hT)                              # through gh = h_t W_h + b_h
+        dGX = dGH.clone()  # (T, B, 3H): d(gx) = d(gh) for r and z
+        torch.mul(dH[1:], K_n, out=dGX[..., 2 * H:])
+        dW_h = _weight_gradient(h0, outputs, dGH) if ctx.needs_input_grad[2] else None
+        db_h = dGH.sum((0, 1)) if ctx.needs_input_grad[3] else None
+        return dGX, dH[0], dW_h, db_h
+
+
+def gru_scan(gx: torch.Tensor, h0: torch.Tensor, W_h: torch.Tensor, b_h: torch.Tensor):
+    """PyTorch's GRU over a sequence.
+
+    gx (T, B, 3H): x_t W_x + b_x, gates (r, z, n); h0 (B, H); W_h (H, 3H); b_h (3H,).
+    Returns outputs (T, B, H) and the final state (B, H).
+
+    Explained in notebooks/05-gated-rnns.md, § Backpropagation through the gates.
+    """
+    if _needs_grad(gx, h0, W_h, b_h):
+        return GRUScan.apply(gx, h0, W_h, b_h)
+    outputs, _, _ = _gru_forward(gx, h0, W_h, b_h, save=False)
+    return outputs, outputs[-1]
+
+
+def _lstm_forward(gx, h0, c0, W_h, save: bool):
+    """The states h_1..h_T (T, B, H) and c_0..c_T (T + 1, B, H); with ``save``, also every step's
+    gates (T, B, 4H) and tanh(c_t) (T, B, H) (without, one step's buffers are reused)."""
+    T, B, H4 = gx.shape
+    H = H4 // 4
+    outputs = gx.new_empty(T, B, H)
+    C = gx.new_empty(T + 1 if save else 1, B, H)  # c_0, ..., c_T
+    C[0] = c0
+    G = gx.new_empty(T if save else 1, B, 4 * H)  # gates i, f, g, o
+    TC = gx.new_empty(T if save else 1, B, H)     # tanh(c_t)
+    H_, gx_ = outputs.unbind(0), gx.unbind(0)
+    prev_ = (h0,) + H_[:-1]
+    C_, G_, tc_ = _steps(C, T + 1, save), _steps(G, T, save), _steps(TC, T, save)
+    i_, f_, g_, o_ = (_steps(G[..., k * H:(k + 1) * H], T, save) for k in range(4))
+    for t in range(T):
+        torch.addmm(gx_[t], prev_[t], W_h, out=G_[t])  # (B, 4H) pre-activations
+        g_[t].mul_(2)                # tanh(a) = 2 sigmoid(2a) - 1, so that
+        G_[t].sigmoid_()             # one sigmoid serves all four gates:
+        g_[t].mul_(2).sub_(1)        # i, f, o = sigmoid(a), g = tanh(a)
+        torch.mul(f_[t], C_[t], out=C_[t + 1]).addcmul_(i_[t], g_[t])      # c_t = f c_{t-1} + i g
+        torch.mul(o_[t], _tanh(C_[t + 1], out=tc_[t]), out=H_[t])    # h_t = o tanh(c_t)
+    return outputs, C, G, TC
+
+
+def _lstm_local_derivatives(C, G, TC):
+    """For all steps at once, what multiplies the incoming gradients to give the gates' gradients.
+
+    Returns K (T, B, 4H) such that d(gates)_t = [dc_t, dc_t, dc_t, dh_t] * K_t (blocks i, f, g, o;
+    dc_t the full gradient of c_t), and P (T, B, H) = dc_t / dh_t along h_t = o tanh(c_t).
+    """
+    i, f, g, o = G.chunk(4, dim=-1)  # (T, B, H) each
+    K = torch.empty_like(G)
+    K_i, K_f, K_g, K_o = K.chunk(4, dim=-1)
+    torch.mul(g, i * (1 - i), out=K_i)     # c_t = f c_{t-1} + i g
+    torch.mul(C[:-1], f * (1 - f), out=K_f)
+    torch.mul(i, 1 - g * g, out=K_g)
+    torch.mul(TC, o * (1 - o), out=K_o)    # h_t = o tanh(c_t)
+    P = o * (1 - TC * TC)
+    return K, P
+
+
+class LSTMScan(torch.autograd.Function):
+    """The LSTM over a whole sequence, with a hand-derived backward.
+
+    Explained in notebooks/05-gated-rnns.md, § Backpropagation through the gates.
+    """
+
+    @staticmethod
+    def forward(ctx, gx, h0, c0, W_h):
+        outputs, C, G, TC = _lstm_forward(gx, h0, c0, W_h, save=True)
+        ctx.save_for_backward(h0, outputs, C, G, TC, W_h)
+        return outputs, outputs[-1].clone(), C[-1].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_outputs, d_hT, d_cT):
+        h0, outputs, C, G, TC, W_h = ctx.saved_tensors
+        T, B, H = outputs.shape
+        dG, P = _lstm_local_derivatives(C, G, TC)  # K, made d(gates)_t at step t
+        dG_, dG_ifg_, dG_o_ = dG.unbind(0), dG[..., :3 * H].unflatten(-1, (3, H)).unbind(0), dG[..., 3 * H:].unbind(0)
+        f_, P_ = G[..., H:2 * H].unbind(0), P.unbind(0)
+        direct_ = (torch.zeros_like(h0),) + d_outputs.unbind(0)  # dL/dh_t from outside the recursion
+        dh = direct_[T] + d_hT  # (B, H): dL/dh_t in full
+        dc = d_cT.clone()       # (B, H): dL/dc_t, so far what came through c_{t+1}
+        W_hT = W_h.T.contiguous()  # (nH, H), row-major: faster per-step products than the view W_h.T
+        for t in range(T - 1, -1, -1):  # step t + 1 computed (h, c)_{t+1} from (h, c)_t
+            dc.addcmul_(dh, P_[t])                 # + through h_{t+1} = o tanh(c_{t+1})
+            dG_o_[t].mul_(dh)                      # (B, H): d(gates) of step t + 1, block o
+            dG_ifg_[t].mul_(dc[:, None])           # (B, 3, H): blocks i, f, g
+            dc.mul_(f_[t])                         # the cell path: dc_t = dc_{t+1} f_{t+1}
+            torch.addmm(direct_[t], dG_[t], W_hT, out=dh)  # + through the gates of step t + 1
+        dW_h = _weight_gradient(h0, outputs, dG) if ctx.needs_input_grad[3] else None
+        return dG, dh, dc, dW_h
+
+
+def lstm_scan(gx: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, W_h: torch.Tensor):
+    """The LSTM over a sequence.
+
+    gx (T, B, 4H): x_t W_x + b (both biases), gates (i, f, g, o); h0, c0 (B, H); W_h (H, 4H).
+    Returns outputs (T, B, H), the final h (B, H) and the final c (B, H).
+
+    Explained in notebooks/05-gated-rnns.md, § Backpropagation through the gates.
+    """
+    if _needs_grad(gx, h0, c0, W_h):
+        return LSTMScan.apply(gx, h0, c0, W_h)
+    outputs, C, _, _ = _lstm_forward(gx, h0, c0, W_h, save=False)
+    return outputs, outputs[-1], C[-1]
+
+
+# %% notebooks/05-gated-rnns.md · § Deep recurrent networks
 class StackedRNN(nn.Module):
-    """``num_layers`` recurrent layers of one cell class; state: a list of per-layer states."""
+    """``num_layers`` recurrent layers of one cell class; state: a list of per-layer states.
+
+    Explained in notebooks/05-gated-rnns.md, § Deep recurrent networks.
+    """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 2, cell=None,
                  dropout: float = 0.0, output_dropout: float = 0.0):
@@ -1514,112 +2212,40 @@ def _torch_layer(module: nn.Module, l: int) -> nn.Module:
     return single
 
 
-# %% notebooks/05-gated-rnns.md · cell 17 · RNN, GRU and LSTM language models
-def bucketed_name_batches(names, vocab, batch_size: int, generator: torch.Generator | None = None,
-                          pool: int = 64):
-    """Like ``name_batches``, but each batch holds names of similar length: less padding.
+# %% notebooks/05-gated-rnns.md · § RNN, GRU and LSTM language models
+CELLS.update(gru=GRU, lstm=LSTM)
 
-    Names are shuffled, cut into pools of ``pool`` batches, sorted by length within a pool and
-    cut into batches; then the order of the batches is shuffled.
-    """
-    order = torch.randperm(len(names), generator=generator).tolist()
-    batches = []
-    for i in range(0, len(order), batch_size * pool):
-        chunk = sorted(order[i:i + batch_size * pool], key=lambda j: len(names[j]))
-        batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
-    for b in torch.randperm(len(batches), generator=generator).tolist():
-        yield pad_names([names[j] for j in batches[b]], vocab)
+LR_GRID = (2e-3, 5e-3, 1e-2)  # the learning rates every cell is tried with
+LEARNING_RATES = {  # (dataset, cell) -> the rate of LR_GRID with the lowest validation loss at 256 units
+    ("surnames", "rnn"): 5e-3, ("surnames", "gru"): 5e-3, ("surnames", "lstm"): 5e-3,
+    ("time-machine", "rnn"): 5e-3, ("time-machine", "gru"): 5e-3, ("time-machine", "lstm"): 5e-3,
+}
+EQUAL_PARAMETERS = {"gru": 145, "lstm": 124}  # hidden sizes with about the parameters of the RNN's 256
 
 
-def gated_lm_config(dataset: str, quick: bool | None = None) -> dict:
-    """Notebook 05's hyperparameters, the same for RNN, GRU and LSTM cells (and ``make bench``)."""
-    quick = quick_mode() if quick is None else quick
-    if dataset == "surnames":
-        return dict(hidden_size=256, dropout=0.2, batch_size=128, lr=5e-3, epochs=1 if quick else 8,
-                    anneal_lr=1e-3, anneal_epochs=0 if quick else 2, clip=1.0,
-                    train_names=1000 if quick else None, eval_names=500 if quick else None, seed=0)
-    if dataset == "time-machine":
-        return dict(hidden_size=256, dropout=0.3, num_steps=64, batch_size=32, lr=3e-3,
-                    epochs=1 if quick else 14, anneal_lr=6e-4, anneal_epochs=0 if quick else 2, clip=1.0,
-                    train_chars=6000 if quick else None, eval_chars=3000 if quick else None, seed=0)
-    raise ValueError(f"unknown dataset {dataset!r}: use 'surnames' or 'time-machine'")
+def _cell_configs(dataset: str) -> dict:
+    base = RNN_CONFIGS[dataset]
+    configs = {"RNN": base}
+    for cell in ("gru", "lstm"):
+        configs[cell.upper()] = replace(base, cell=cell, lr=LEARNING_RATES[dataset, cell])
+        configs[f"{cell.upper()}, {EQUAL_PARAMETERS[cell]} units"] = replace(
+            configs[cell.upper()], hidden_size=EQUAL_PARAMETERS[cell])
+    return configs
 
 
-def lm_cell(cell, dropout: float = 0.0):
-    """The recurrent part of notebook 05's models: one layer of ``cell``, dropout on its outputs."""
-    return partial(StackedRNN, num_layers=1, cell=cell, output_dropout=dropout)
+GATED_CONFIGS = {(dataset, label): config for dataset in DATASETS
+                 for label, config in _cell_configs(dataset).items()}  # (dataset, label) -> Config
 
 
-def _join(first: History, second: History) -> History:
-    """The history of two consecutive ``fit`` calls as one."""
-    best_second = second.best_valid < first.best_valid
-    return History(first.train_loss + second.train_loss, first.valid_loss + second.valid_loss,
-                   len(first.train_loss) + second.best_epoch if best_second else first.best_epoch,
-                   min(first.best_valid, second.best_valid), first.seconds + second.seconds,
-                   first.steps + second.steps)
+# %% notebooks/05-gated-rnns.md · § A task with a known memory span
+RECALL_BATCHES = 25  # training batches per epoch of the recall task
 
 
-def train_gated_lm(dataset: str, cell, quick: bool | None = None, progress: bool = True,
-                   **overrides) -> LMRun:
-    """Train RNNLanguageModel(cell) with ``gated_lm_config(dataset)``; NLLs in nats per character.
-
-    Surnames: bucketed batches of names, each name from a zero state. The Time Machine: truncated
-    BPTT on sequential batches with the state carried across them. Both: the best epoch on the
-    validation split is kept (early stopping), then a phase at the smaller ``anneal_lr``.
-    """
-    config = {**gated_lm_config(dataset, quick), **overrides}
-    set_seed(config["seed"])
-    generator = torch.Generator().manual_seed(config["seed"])
-    if dataset == "surnames":
-        train, valid, test, vocab = surname_splits()
-        train = train[:config["train_names"]] if config["train_names"] else train
-        if config["eval_names"]:
-            valid, test = valid[:config["eval_names"]], test[:config["eval_names"]]
-        held_out = {split: list(name_batches(names, vocab, 1024, shuffle=False))
-                    for split, names in [("train", train), ("valid", valid), ("test", test)]}
-        stateful, valid_data = False, held_out["valid"]
-
-        def train_data():
-            return bucketed_name_batches(train, vocab, config["batch_size"], generator)
-
-        def measure(model):
-            return {split: evaluate(model, batches) for split, batches in held_out.items()}
-    else:
-        vocab, train, valid, test = time_machine_splits()
-        train = train[:config["train_chars"]] if config["train_chars"] else train
-        if config["eval_chars"]:
-            valid, test = valid[:config["eval_chars"]], test[:config["eval_chars"]]
-        T, B = config["num_steps"], config["batch_size"]
-        stateful = True
-
-        def train_data():
-            return sequential_batches(train, T, B, offset=int(torch.randint(T, (1,), generator=generator)))
-
-        def valid_data():
-            return sequential_batches(valid, T, 8)
-
-        def measure(model):
-            return {"train": evaluate_text(model, train, True, T, streams=16),
-                    "valid": evaluate_text(model, valid, True, T), "test": evaluate_text(model, test, True, T)}
-    model = RNNLanguageModel(len(vocab), config["hidden_size"], cell=lm_cell(cell, config["dropout"]))
-    train_kwargs = dict(clip=config["clip"], stateful=stateful, progress=progress)
-    desc = f"{dataset} {cell.__name__}"
-    history = fit(model, train_data, valid_data, epochs=config["epochs"], lr=config["lr"], desc=desc,
-                  **train_kwargs)
-    if config["anneal_epochs"]:
-        best = copy.deepcopy(model.state_dict())
-        annealed = fit(model, train_data, valid_data, epochs=config["anneal_epochs"], lr=config["anneal_lr"],
-                       desc=desc + " (annealing)", **train_kwargs)
-        if annealed.best_valid > history.best_valid:
-            model.load_state_dict(best)  # annealing did not help: keep the earlier best
-        history = _join(history, annealed)
-    model.eval()
-    return LMRun(model, vocab, history, config, measure(model))
-
-
-# %% notebooks/05-gated-rnns.md · cell 28 · A task with a known memory span
 def recall_vocab_size(num_symbols: int = 8, num_distractors: int = 8) -> int:
-    """Tokens of the recall task: symbols, then distractors, then the query token (the last id)."""
+    """Tokens of the recall task: symbols, then distractors, then the query token (the last id).
+
+    Explained in notebooks/05-gated-rnns.md, § A task with a known memory span.
+    """
     return num_symbols + num_distractors + 1
 
 
@@ -1629,6 +2255,8 @@ def recall_batch(k: int, batch_size: int, num_symbols: int = 8, num_distractors:
 
     X[0] is a symbol in [0, num_symbols), X[1:k] are distractors, X[k] is the query token; the
     only target is Y[k] = X[0], the token k steps before the query (others are IGNORE_INDEX).
+
+    Explained in notebooks/05-gated-rnns.md, § A task with a known memory span.
     """
     if k < 1 or batch_size < 1:
         raise ValueError(f"k and batch_size must be >= 1, got k={k}, batch_size={batch_size}")
@@ -1643,99 +2271,539 @@ def recall_batch(k: int, batch_size: int, num_symbols: int = 8, num_distractors:
     return X, Y
 
 
-# %% notebooks/05-gated-rnns.md · cell 31 · A task with a known memory span
-RECALL_CONFIG = dict(hidden_size=32, batch_size=128, lr=1e-2, clip=1.0, steps=500, spans=(5, 10, 20, 40, 80),
-                     seed=0)
+def recall_task(config: Config) -> Task:
+    """Recall the symbol ``config.span`` steps back: fresh training batches, fixed held-out batches.
 
-
-def train_recall(cell, k: int, hidden_size: int = 32, batch_size: int = 128, lr: float = 1e-2,
-                 clip: float = 1.0, steps: int = 500, seed: int = 0, solved_loss: float = 0.01):
-    """Train RNNLanguageModel(cell) on recall_batch(k); return (model, number of updates made).
-
-    Training stops early once the loss of a batch falls below ``solved_loss``.
+    Explained in notebooks/05-gated-rnns.md, § A task with a known memory span.
     """
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    model = RNNLanguageModel(recall_vocab_size(), hidden_size, cell=cell)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    updates = 0
-    while updates < steps:
-        X, Y = recall_batch(k, batch_size, generator=generator)
-        loss = next_token_loss(model(X)[0], Y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
-        updates += 1
-        if loss.item() < solved_loss:
-            break
-    return model, updates
+    k, generator = config.span, torch.Generator().manual_seed(config.seed)
+    valid = [recall_batch(k, 1000, generator=torch.Generator().manual_seed(config.seed + 1))]
+    test = [recall_batch(k, 2000, generator=torch.Generator().manual_seed(config.seed + 2))]
+    return Task(None, lambda: (recall_batch(k, config.batch_size, generator=generator) for _ in range(RECALL_BATCHES)),
+                valid, {"valid": (valid, False), "test": (test, False)}, num_tokens=recall_vocab_size())
 
 
 @torch.no_grad()
-def recall_accuracy(model, k: int, num_examples: int = 2000, seed: int = 1) -> float:
-    """Fraction of fresh recall sequences whose symbol the model names at the query step."""
+def recall_accuracy(model, k: int, num_examples: int = 2000, seed: int = 2) -> float:
+    """Fraction of recall sequences (by default the task's test batch) whose symbol the model names.
+
+    Explained in notebooks/05-gated-rnns.md, § A task with a known memory span.
+    """
     X, Y = recall_batch(k, num_examples, generator=torch.Generator().manual_seed(seed))
-    logits = model(X)[0][-1]  # (B, V) at the query
-    return (logits.argmax(-1) == Y[-1]).float().mean().item()
+    device = _model_device(model)
+    logits = model(X.to(device))[0][-1]  # (B, V) at the query
+    return (logits.argmax(-1).cpu() == Y[-1]).float().mean().item()
 
 
-# %% notebooks/05-gated-rnns.md · cell 34 · A task with a known memory span
+TASKS["recall"] = recall_task
+CELLS["lstm, forget bias 3"] = partial(LSTM, forget_bias=3.0)
+
+RECALL_CONFIG = Config("recall", "rnn", hidden_size=32, embedding_dim=None, batch_size=128, lr=1e-2, clip=1.0,
+                       epochs=20, patience=None, decays=0, stop_below=0.01)
+RECALL_SPANS = (5, 10, 20, 40, 80)
+RECALL_CELLS = {"RNN": "rnn", "GRU": "gru", "LSTM": "lstm", "LSTM, forget bias 3": "lstm, forget bias 3"}
+
+
+# %% notebooks/05-gated-rnns.md · § A task with a known memory span (2)
+@torch.no_grad()
+def gate_trace(model, X: torch.Tensor) -> dict:
+    """The gates of an RNNLanguageModel's GRU or LSTM cell at every step of token ids X (T, B), from a
+    zero state: gate name -> (T, B, H) (an LSTM's i, f, g, o; a GRU's r, z, n).
+
+    Explained in notebooks/05-gated-rnns.md, § A task with a known memory span.
+    """
+    cell = model.cell
+    if not hasattr(cell, "step"):
+        raise TypeError(f"gate_trace needs a gated cell with a step method, got {type(cell).__name__}")
+    x = F.one_hot(X, model.vocab_size).to(model.output.weight.dtype) if model.embedding is None else model.embedding(X)
+    gx = cell.input_gates(x)  # (T, B, kH)
+    h = x.new_zeros(X.shape[1], cell.hidden_size)
+    state, trace = ((h, h.clone()) if isinstance(cell, LSTM) else h), {}
+    for gx_t in gx.unbind(0):
+        state, gates = cell.step(gx_t, state)
+        for name, g in gates.items():
+            trace.setdefault(name, []).append(g)
+    return {name: torch.stack(values) for name, values in trace.items()}
+
+
+# %% notebooks/05-gated-rnns.md · § A task with a known memory span (3)
 def state_gradient_norms(model, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
     """||dL/dh_t|| for every step t of an RNNLanguageModel, L the loss at the last step only.
 
     X, Y: (T, B) as from ``recall_batch``. Returns a (T,) tensor, entry ``lag`` for the state
     ``lag`` steps before the last one (the mean over the batch of per-sequence norms).
+
+    Explained in notebooks/05-gated-rnns.md, § A task with a known memory span.
     """
+    device = _model_device(model)
+    X, Y = X.to(device), Y.to(device)
     x = (F.one_hot(X, model.vocab_size).to(model.output.weight.dtype) if model.embedding is None
          else model.embedding(X))  # (T, B, D)
     states, state = [], None
     for x_t in x.unbind(0):
-        out, state = model.cell(x_t[None], state)  # one step: (1, B, H)
-        h = state[0] if isinstance(state, (tuple, list)) else state  # an LSTM's state is (h, c)
+        _, state = model.cell(x_t[None], state)  # one step
+        h = state[0] if isinstance(state, (tuple, list)) else state  # (B, H); an LSTM's state is (h, c)
         h.retain_grad()  # keep dL/dh_t, which autograd would otherwise free
         states.append(h)
-    loss = next_token_loss(model.output(out), Y[-1:], reduction="sum")  # per-sequence losses
+    loss = next_token_loss(model.output(h)[None], Y[-1:], reduction="sum")  # from the last state h_T
     model.zero_grad(set_to_none=True)
     loss.backward()
     norms = torch.stack([h.grad.norm(dim=1).mean() for h in states])  # (T,)
-    return norms.flip(0).detach()  # index = lag
+    return norms.flip(0).detach().cpu()  # index = lag
 
 
-# %% notebooks/05-gated-rnns.md · cell 38 · The chapter's scoreboard
-def results_path() -> Path:
-    """Where ``make bench`` records the chapter's results (``benchmarks/results.json``)."""
-    return Path(__file__).resolve().parent / "benchmarks" / "results.json"
+# %% notebooks/06-beyond-language-models.md · § Bidirectional recurrent networks
+class Bidirectional(nn.Module):
+    """Two recurrent cells reading (T, B, D) both ways; outputs (T, B, 2H), final states (forward, backward).
+
+    ``cell`` is a cell class such as RNN, GRU or LSTM (anything built as ``cell(input_size,
+    hidden_size)`` whose ``forward(x, state=None)`` returns ``(outputs (T, B, H), state)``, the
+    state being a tensor or a tuple/list of tensors). One cell reads left to right, the other
+    right to left.
+
+    Explained in notebooks/06-beyond-language-models.md, § Bidirectional recurrent networks.
+    """
+
+    def __init__(self, cell, input_size: int, hidden_size: int):
+        super().__init__()
+        if isinstance(cell, nn.Module):
+            raise TypeError(f"Bidirectional expects a cell class such as GRU, not an instance "
+                            f"({type(cell).__name__}(...)): it builds one cell per direction itself")
+        self.cell, self.input_size, self.hidden_size = cell, input_size, hidden_size
+        self.forward_cell = cell(input_size, hidden_size)   # reads x_1, x_2, ..., x_T
+        self.backward_cell = cell(input_size, hidden_size)  # reads x_T, ..., x_2, x_1
+
+    def forward(self, x: torch.Tensor, lengths=None):
+        """x (T, B, D) -> outputs (T, B, 2H), (forward state, backward state).
+
+        ``outputs[t, b]`` is the forward cell's output at t followed by the backward cell's (the
+        layout of torch.nn). Each state has the cell's own form: ``h`` (B, H), or ``(h, c)`` for an
+        LSTM; ``torch.stack([h_forward, h_backward])`` is torch.nn's ``h_n`` (2, B, H).
+
+        ``lengths`` (B ints, 1 <= length <= T; a list or a tensor on any device) says where each
+        column's padding starts. Then the backward cell starts at each sequence's last real token,
+        each final state is the one at that sequence's real end (as torch.nn computes on a
+        PackedSequence), and outputs at padded positions are zero.
+        """
+        _check_sequence(x, self.input_size, "Bidirectional")
+        lengths = _padding_lengths(lengths, x)  # (B,) on x's device, or None when nothing is padded
+        out_f, state_f = _run(self.forward_cell, x, lengths)                           # (T, B, H)
+        out_b, state_b = _run(self.backward_cell, _reverse_each(x, lengths), lengths)  # (T, B, H), reversed
+        outputs = torch.cat([out_f, _reverse_each(out_b, lengths)], dim=2)             # (T, B, 2H)
+        return outputs, (state_f, state_b)
+
+    @classmethod
+    def from_torch(cls, module: nn.Module) -> "Bidirectional":
+        """A Bidirectional with the weights of a one-layer ``torch.nn.RNN/GRU/LSTM(bidirectional=True)``."""
+        cell = {nn.RNN: RNN, nn.GRU: GRU, nn.LSTM: LSTM}.get(type(module))
+        if cell is None:
+            raise TypeError(f"Bidirectional.from_torch expects a torch.nn.RNN, GRU or LSTM, "
+                            f"got {type(module).__name__}")
+        if not module.bidirectional:
+            raise ValueError(f"this torch.nn.{type(module).__name__} is unidirectional: pass bidirectional=True, "
+                             f"or convert it with {cell.__name__}.from_torch(module)")
+        if module.num_layers != 1:
+            raise ValueError(f"Bidirectional.from_torch needs a one-layer module, got num_layers="
+                             f"{module.num_layers}; build a deeper network by feeding one Bidirectional's "
+                             f"(T, B, 2H) outputs into the next")
+        net = cls(cell, module.input_size, module.hidden_size)
+        try:  # each direction is an ordinary one-layer module: the cell's own from_torch copies it
+            net.forward_cell = cell.from_torch(_one_direction(module, reverse=False))  # *_l0
+            net.backward_cell = cell.from_torch(_one_direction(module, reverse=True))  # *_l0_reverse
+        except ValueError as err:
+            raise ValueError(f"{cell.__name__}.from_torch cannot copy one direction of this "
+                             f"module: {err}") from err
+        return net
 
 
-def load_results(path=None) -> list[dict]:
-    """The quality records of ``make bench`` (an empty list if it has not been run)."""
-    path = Path(path) if path is not None else results_path()
-    if not path.exists():
-        return []
-    return list(json.loads(path.read_text()).get("quality", []))
+def _one_direction(module: nn.Module, reverse: bool) -> nn.Module:
+    """One direction of a bidirectional torch.nn.RNN/GRU/LSTM as a unidirectional module of its own."""
+    extra = {"nonlinearity": module.nonlinearity} if isinstance(module, nn.RNN) else {}
+    if isinstance(module, nn.LSTM):
+        extra["proj_size"] = module.proj_size
+    single = type(module)(module.input_size, module.hidden_size, bias=module.bias,
+                          batch_first=module.batch_first, **extra)
+    theirs = dict(module.named_parameters())
+    single.to(device=theirs["weight_hh_l0"].device, dtype=theirs["weight_hh_l0"].dtype)
+    with torch.no_grad():
+        for name, param in single.named_parameters():  # weight_ih_l0 <- weight_ih_l0[_reverse], ...
+            param.copy_(theirs[(name + "_reverse") if reverse else name])
+    return single
 
 
-def _cell(value, fmt: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return format(value, fmt)
+def _padding_lengths(lengths, x: torch.Tensor):
+    """Checked ``lengths`` as a (B,) tensor on x's device, or None when no sequence is padded."""
+    if lengths is None:
+        return None
+    T, B = x.shape[:2]
+    lengths = torch.as_tensor(lengths, device="cpu")  # checked on the CPU: no GPU round trips
+    if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
+        raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
+    if lengths.shape != (B,):
+        raise ValueError(f"expected one length per sequence, a 1-D list or tensor of {B} ints, "
+                         f"got shape {tuple(lengths.shape)}")
+    if (lengths < 1).any() or (lengths > T).any():
+        raise ValueError(f"every length must be between 1 and T={T}, got min {lengths.min().item()}, "
+                         f"max {lengths.max().item()}; drop empty sequences from the batch")
+    if (lengths == T).all():  # no padding: whole-sequence calls give the same result, faster
+        return None
+    return lengths.to(x.device)
 
 
-def comparison_table(records: list[dict], split: str = "test") -> str:
-    """A Markdown table of the records of one split: per dataset, models by NLL, best in bold."""
-    rows = [r for r in records if r.get("split") == split and "nll" in r]
-    if not rows:
-        return f"*No {split} results yet: run `make bench` to train and record every model.*"
-    lines = [f"| dataset | model | {split} NLL (nats/char) | perplexity | parameters | training time (s) |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
-    for dataset in sorted({r.get("dataset", "?") for r in rows}):
-        group = sorted((r for r in rows if r.get("dataset", "?") == dataset), key=lambda r: r["nll"])
-        for i, r in enumerate(group):
-            bold = "**" if i == 0 else ""
-            nll = f"{bold}{r['nll']:.3f}{bold}"
-            ppl = _cell(r.get("perplexity", math.exp(r["nll"])), ".2f")
-            params = _cell(r.get("params"), ",d")
-            seconds = _cell(r.get("train_seconds"), ".0f")
-            lines.append(f"| {dataset} | {r.get('model', '?')} | {nll} | {ppl} | {params} | {seconds} |")
-    return "\n".join(lines)
+def _reverse_each(x: torch.Tensor, lengths) -> torch.Tensor:
+    """Reverse each column of x (T, B, H) within its own length; padding stays where it is."""
+    if lengths is None:
+        return x.flip(0)
+    t = torch.arange(x.shape[0], device=x.device)[:, None]  # (T, 1)
+    source = torch.where(t < lengths, lengths - 1 - t, t)    # (T, B): rev[t, b] = lengths[b] - 1 - t
+    return x.gather(0, source[:, :, None].expand_as(x))       # (T, B, H)
+
+
+def _run(cell: nn.Module, x: torch.Tensor, lengths):
+    """Run ``cell`` over x (T, B, D); with lengths, step it and freeze each sequence's state at its end.
+
+    Returns outputs (T, B, H), zero at padded positions, and the state after step lengths[b] - 1.
+    """
+    if lengths is None:
+        return cell(x)  # the cell's own loop over whole sequences
+    real = torch.arange(x.shape[0], device=x.device)[:, None] < lengths  # (T, B): True at real tokens
+    state, outputs = None, []
+    for x_t, real_t in zip(x.split(1), real[:, :, None].unbind(0)):  # (1, B, D), (B, 1)
+        out, new_state = cell(x_t, state)  # (1, B, H)
+        # Step 0 is real for every sequence (lengths >= 1), so its new state is always kept.
+        state = new_state if state is None else _keep_where(real_t, new_state, state)
+        outputs.append(out)
+    return torch.cat(outputs).masked_fill(~real[:, :, None], 0.0), state  # (T, B, H)
+
+
+def _keep_where(mask: torch.Tensor, new, old):
+    """``new`` where mask (B, 1) is True, else ``old``, for a state tensor or a tuple/list of them."""
+    if isinstance(new, torch.Tensor):
+        return torch.where(mask, new, old)
+    return type(new)(_keep_where(mask, n, o) for n, o in zip(new, old))
+
+
+# %% notebooks/06-beyond-language-models.md · § A fixed target: the sex of a first name
+SEXES = ("female", "male")  # class 0 and class 1
+
+
+def _name_counts(path) -> Counter:
+    """name (lower case) -> number of residents, from one of INE's first-name files."""
+    counts = Counter()
+    with open(path, encoding="utf-8", newline="") as f:
+        for row in itertools.islice(csv.reader(f), 1, None):  # skip the header
+            if row and row[0].strip():
+                counts[row[0].strip().lower()] += int(row[1])
+    return counts
+
+
+def load_name_sexes() -> dict:
+    """Every first name of INE's lists -> (female residents, male residents); 0 where a list lacks it.
+
+    Explained in notebooks/06-beyond-language-models.md, § A fixed target: the sex of a first name.
+    """
+    female, male = (_name_counts(fetch(FIRST_NAME_FILES[sex])) for sex in SEXES)
+    return {name: (female[name], male[name]) for name in sorted(female.keys() | male.keys())}
+
+
+def name_sex_splits():
+    """(vocab, splits): the first names split 80/10/10 by unique name (seed 0), each with its label,
+    0 (female) or 1 (male): the sex that more of its holders have (a tie counts as female).
+
+    Explained in notebooks/06-beyond-language-models.md, § A fixed target: the sex of a first name.
+    """
+    counts = load_name_sexes()
+    train, valid, test = split_names(list(counts), seed=0)
+    label = {name: int(m > f) for name, (f, m) in counts.items()}
+    vocab = Vocab(train, reserved=[BOUNDARY])  # the boundary token pads a batch
+    return vocab, [[(name, label[name]) for name in part] for part in (train, valid, test)]
+
+
+# %% notebooks/06-beyond-language-models.md · § Two baselines
+class SuffixClassifier:
+    """Predicts the most frequent training label of names ending in the same ``k`` letters,
+    backing off to shorter endings (down to the majority label) for endings never seen.
+
+    Explained in notebooks/06-beyond-language-models.md, § Two baselines.
+    """
+
+    def __init__(self, pairs, k: int):
+        if k < 0:
+            raise ValueError(f"k must be >= 0, got {k}")
+        self.k = k
+        self.votes = defaultdict(Counter)  # ending -> label counts
+        for name, label in pairs:
+            for j in range(min(k, len(name)) + 1):
+                self.votes[name[len(name) - j:] if j else ""][label] += 1
+
+    def predict(self, name: str) -> int:
+        for j in range(min(self.k, len(name)), -1, -1):
+            ending = name[len(name) - j:] if j else ""
+            if ending in self.votes:
+                return self.votes[ending].most_common(1)[0][0]
+        raise ValueError("the classifier saw no training names")
+
+
+def classification_accuracy(predict, pairs) -> float:
+    """The fraction of (input, label) pairs that ``predict`` labels correctly.
+
+    Explained in notebooks/06-beyond-language-models.md, § Two baselines.
+    """
+    if not pairs:
+        raise ValueError("no pairs to score")
+    return sum(predict(x) == y for x, y in pairs) / len(pairs)
+
+
+# %% notebooks/06-beyond-language-models.md · § A recurrent classifier
+class RNNClassifier(nn.Module):
+    """Token ids (T, B), padded at the end with ``pad``, -> class logits through a recurrent encoder.
+
+    ``readout``: "last" (the state at each sequence's last real token; for a bidirectional encoder
+    also the backward state at its first token) or "mean" (the outputs averaged over real tokens)
+    give logits (B, C), one answer per sequence; "each" gives logits (T, B, C), one per position.
+
+    Explained in notebooks/06-beyond-language-models.md, § A recurrent classifier.
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, hidden_size: int, cell=None, embedding_dim: int = 32,
+                 bidirectional: bool = False, readout: str = "last", pad: int = 1, dropout: float = 0.0):
+        super().__init__()
+        if readout not in ("last", "mean", "each"):
+            raise ValueError(f"readout must be 'last', 'mean' or 'each', got {readout!r}")
+        cell = cell or GRU
+        self.pad, self.readout, self.bidirectional, self.hidden_size = pad, readout, bidirectional, hidden_size
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.encoder = (Bidirectional(cell, embedding_dim, hidden_size) if bidirectional
+                        else cell(embedding_dim, hidden_size))
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        _check_ids(X, self.embedding.num_embeddings)
+        lengths = (X != self.pad).sum(0)  # (B,): real tokens per column (padding only at the end)
+        x = self.embedding(X)  # (T, B, E)
+        if self.bidirectional:
+            outputs, _ = self.encoder(x, lengths if self.readout != "each" else None)  # (T, B, 2H)
+        else:
+            outputs, _ = self.encoder(x)  # padding after a sequence cannot change its real positions
+        if self.readout == "each":
+            return self.output(self.dropout(outputs))  # (T, B, C)
+        if self.readout == "mean":
+            real = (torch.arange(X.shape[0], device=X.device)[:, None] < lengths)[..., None]  # (T, B, 1)
+            summary = (outputs * real).sum(0) / lengths[:, None]  # (B, H or 2H)
+        else:
+            last = outputs.gather(0, (lengths - 1).view(1, -1, 1).expand(1, -1, outputs.shape[2]))[0]
+            if self.bidirectional:  # the backward direction ends at the first token
+                last = torch.cat([last[:, :self.hidden_size], outputs[0, :, self.hidden_size:]], dim=1)
+            summary = last  # (B, H or 2H)
+        return self.output(self.dropout(summary))  # (B, C)
+
+
+# %% notebooks/06-beyond-language-models.md · § A recurrent classifier (2)
+def _labelled_batches(pairs, vocab: Vocab, batch_size: int, generator=None):
+    """(X (T, B) character ids padded with the boundary token, Y (B,) labels), shuffled if a
+    generator is given, else in order."""
+    order = torch.randperm(len(pairs), generator=generator).tolist() if generator else range(len(pairs))
+    order = list(order)
+    pad = vocab[BOUNDARY]
+    for i in range(0, len(pairs), batch_size):
+        batch = [pairs[j] for j in order[i:i + batch_size]]
+        T = max(len(name) for name, _ in batch)
+        X = torch.full((T, len(batch)), pad, dtype=torch.long)
+        for b, (name, _) in enumerate(batch):
+            X[:len(name), b] = torch.tensor(vocab.encode(name))
+        yield X, torch.tensor([label for _, label in batch])
+
+
+def first_names_task(config: Config) -> Task:
+    """Classify first names by the sex of the majority of their holders (0 female, 1 male).
+
+    Explained in notebooks/06-beyond-language-models.md, § A recurrent classifier.
+    """
+    vocab, parts = name_sex_splits()
+    train_pairs, valid_pairs, test_pairs = _limited(parts, config.limit)
+    generator = torch.Generator().manual_seed(config.seed)
+    held_out = {split: (list(_labelled_batches(sorted(pairs, key=lambda p: len(p[0])), vocab, 1024)), False)
+                for split, pairs in (("train", train_pairs), ("valid", valid_pairs), ("test", test_pairs))}
+    return Task(vocab, lambda: _labelled_batches(train_pairs, vocab, config.batch_size, generator),
+                held_out["valid"][0], held_out, num_classes=2)
+
+
+def classifier_model(config: Config, task: Task) -> nn.Module:
+    """An ``RNNClassifier`` with the configuration's cell, sizes, direction and readout.
+
+    Explained in notebooks/06-beyond-language-models.md, § A recurrent classifier.
+    """
+    return RNNClassifier(len(task.vocab), task.num_classes, config.hidden_size, CELLS[config.cell],
+                         config.embedding_dim, config.bidirectional, config.readout, task.vocab[BOUNDARY],
+                         config.dropout)
+
+
+TASKS["first-names"] = first_names_task
+MODELS["classifier"] = classifier_model
+
+
+@torch.no_grad()
+def predictions(model: nn.Module, batches) -> tuple[torch.Tensor, torch.Tensor]:
+    """(predicted classes, true classes) of a classifier or tagger over batches of (X, Y),
+    flattened, with IGNORE_INDEX targets dropped.
+
+    Explained in notebooks/06-beyond-language-models.md, § A recurrent classifier.
+    """
+    device, was_training = _model_device(model), model.training
+    model.eval()
+    predicted, truth = [], []
+    for X, Y in _batches(batches):
+        logits = model(X.to(device))
+        keep = Y.reshape(-1) != IGNORE_INDEX
+        predicted.append(logits.argmax(-1).reshape(-1).cpu()[keep])
+        truth.append(Y.reshape(-1)[keep])
+    model.train(was_training)
+    return torch.cat(predicted), torch.cat(truth)
+
+
+NAME_CLASSIFIER = Config("first-names", "classifier", cell="gru", hidden_size=128, embedding_dim=32, batch_size=64,
+                         lr=3e-3, dropout=0.2, epochs=12)
+NAME_CLASSIFIERS = {  # (direction, readout) -> Config
+    ("left to right", "last"): NAME_CLASSIFIER,
+    ("left to right", "mean"): replace(NAME_CLASSIFIER, readout="mean"),
+    ("both ways", "last"): replace(NAME_CLASSIFIER, bidirectional=True),
+    ("both ways", "mean"): replace(NAME_CLASSIFIER, bidirectional=True, readout="mean"),
+}
+
+
+# %% notebooks/06-beyond-language-models.md · § An aligned task: putting the spaces back
+def without_spaces(text: str):
+    """The letters of ``text`` without its spaces, and for each letter 1 if a space followed it, else 0.
+
+    Explained in notebooks/06-beyond-language-models.md, § An aligned task: putting the spaces back.
+    """
+    letters, follows = [], []
+    for ch in text:
+        if ch == " ":
+            if follows:
+                follows[-1] = 1
+        else:
+            letters.append(ch)
+            follows.append(0)
+    return "".join(letters), follows
+
+
+class WindowTagger(nn.Module):
+    """Per-position logits (T, B, C) from the ``k`` tokens before and after each position of X (T, B):
+    an MLP over a centred window (positions beyond the ends read ``pad``).
+
+    Explained in notebooks/06-beyond-language-models.md, § An aligned task: putting the spaces back.
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, k: int, embedding_dim: int = 24, hidden_size: int = 128,
+                 pad: int = 1):
+        super().__init__()
+        self.k, self.pad = k, pad
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.hidden = nn.Linear((2 * k + 1) * embedding_dim, hidden_size)
+        self.output = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        padded = F.pad(X, (0, 0, self.k, self.k), value=self.pad)  # (T + 2k, B)
+        windows = padded.unfold(0, 2 * self.k + 1, 1)  # (T, B, 2k + 1): position t sees t-k .. t+k
+        return self.output(torch.tanh(self.hidden(self.embedding(windows).flatten(2))))  # (T, B, C)
+
+
+def _aligned_pieces(ids: torch.Tensor, labels: torch.Tensor, num_steps: int):
+    """Non-overlapping pieces of ``num_steps`` positions as (X, Y) columns: (num_steps, n) each."""
+    n = len(ids) // num_steps * num_steps
+    return ids[:n].view(-1, num_steps).T, labels[:n].view(-1, num_steps).T
+
+
+def spaces_task(config: Config) -> Task:
+    """The Time Machine without spaces: for every letter, does a space follow? Same blocks as the chapter.
+
+    Explained in notebooks/06-beyond-language-models.md, § An aligned task: putting the spaces back.
+    """
+    blocks = [without_spaces(part) for part in _limited(split_text(load_time_machine()), config.limit)]
+    vocab = Vocab([blocks[0][0]], reserved=[BOUNDARY])  # the boundary token pads the window model
+    (X, Y), (Xv, Yv), (Xt, Yt) = (_aligned_pieces(torch.tensor(vocab.encode(letters)), torch.tensor(follows),
+                                                  config.num_steps) for letters, follows in blocks)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    def train_batches():  # the pieces in a fresh random order; every epoch a new offset would also do
+        order = torch.randperm(X.shape[1], generator=generator)
+        for i in range(0, len(order), config.batch_size):
+            yield X[:, order[i:i + config.batch_size]], Y[:, order[i:i + config.batch_size]]
+
+    held_out = {split: ([(A[:, i:i + 256], B[:, i:i + 256]) for i in range(0, A.shape[1], 256)], False)
+                for split, (A, B) in (("train", (X, Y)), ("valid", (Xv, Yv)), ("test", (Xt, Yt)))}
+    return Task(vocab, train_batches, held_out["valid"][0], held_out, num_classes=2)
+
+
+def tagger_model(config: Config, task: Task) -> nn.Module:
+    """A recurrent tagger (an ``RNNClassifier`` reading out at each position) or, for
+    ``config.cell == "window"``, a ``WindowTagger`` seeing ``config.block_size`` tokens either side.
+
+    Explained in notebooks/06-beyond-language-models.md, § An aligned task: putting the spaces back.
+    """
+    if config.cell == "window":
+        return WindowTagger(len(task.vocab), task.num_classes, config.block_size, config.embedding_dim,
+                            config.hidden_size, task.vocab[BOUNDARY])
+    return RNNClassifier(len(task.vocab), task.num_classes, config.hidden_size, CELLS[config.cell],
+                         config.embedding_dim, config.bidirectional, "each", task.vocab[BOUNDARY], config.dropout)
+
+
+TASKS["spaces"] = spaces_task
+MODELS["tagger"] = tagger_model
+
+
+def precision_recall_f1(predicted: torch.Tensor, truth: torch.Tensor, positive: int = 1) -> dict:
+    """Precision, recall and F1 of the ``positive`` class.
+
+    Explained in notebooks/06-beyond-language-models.md, § An aligned task: putting the spaces back.
+    """
+    hits = int(((predicted == positive) & (truth == positive)).sum())
+    precision = hits / max(int((predicted == positive).sum()), 1)
+    recall = hits / max(int((truth == positive).sum()), 1)
+    f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+    return {"precision": precision, "recall": recall, "F1": f1}
+
+
+SPACE_TAGGER = Config("spaces", "tagger", cell="gru", hidden_size=128, embedding_dim=24, num_steps=64,
+                      batch_size=32, lr=3e-3, dropout=0.1, epochs=15)
+SPACE_TAGGERS = {
+    "left to right": SPACE_TAGGER,
+    "both ways": replace(SPACE_TAGGER, bidirectional=True, hidden_size=88),
+    "window, 4 either side": replace(SPACE_TAGGER, cell="window", block_size=4, hidden_size=256),
+}
+
+
+# %% notebooks/06-beyond-language-models.md · § Teacher forcing and free running
+@torch.no_grad()
+def free_running_accuracy(model: nn.Module, ids: torch.Tensor, horizon: int = 16, warmup: int = 64,
+                          num_starts: int = 1000, seed: int = 0) -> dict:
+    """Accuracy of the k-th prediction after ``warmup`` true characters, k = 1 .. ``horizon``, at
+    ``num_starts`` random positions of ``ids``: fed the true characters ("teacher forcing") or its
+    own greedy predictions ("free running"). Window and recurrent language models alike.
+
+    Explained in notebooks/06-beyond-language-models.md, § Teacher forcing and free running.
+    """
+    device, was_training = _model_device(model), model.training
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    starts = torch.randint(warmup, len(ids) - horizon, (num_starts,), generator=g)  # first predicted position
+    truth = ids[starts[:, None] + torch.arange(horizon)].to(device)  # (N, horizon)
+    context = ids[starts[:, None] + torch.arange(-warmup, 0)].to(device)  # (N, warmup)
+    result = {}
+    for mode in ("teacher forcing", "free running"):
+        seq, state, fresh, hits = context, None, context, []
+        for k in range(horizon):
+            if hasattr(model, "block_size"):
+                logits = model(seq[:, -model.block_size:])  # (N, V)
+            else:
+                out, state = model(fresh.T, state)
+                logits = out[-1]
+            guess = logits.argmax(-1)  # (N,)
+            hits.append((guess == truth[:, k]).float().mean().item())
+            fresh = (truth[:, k] if mode == "teacher forcing" else guess)[:, None]  # what is read next
+            seq = torch.cat([seq, fresh], dim=1)
+        result[mode] = hits
+    model.train(was_training)
+    return result

@@ -5,10 +5,13 @@
     python -m benchmarks.run --quick            # smoke run (tiny budgets), into a scratch file
     python -m benchmarks.run --only speed --full-chapter  # also time a full run of every notebook (~10 min)
 
-Each area is a module ``benchmarks/<area>.py`` with ``run(quick: bool) -> list[dict]``. Quality
-records carry dataset, model, split, nll, perplexity, params, train_seconds, seed; this driver
-adds device and commit. Records replace earlier ones with the same (dataset, model, split), so
-running one area keeps the others. Results: ``benchmarks/results.json`` and ``RESULTS.md``.
+Each area is a module ``benchmarks/<area>.py`` with ``run(quick: bool) -> list[dict]``. Every model
+is trained with its notebook's configuration and seeds 0, 1 and 2 (seed 0 is the notebooks' run,
+shared through the chapter's cache of trained runs). Quality records carry dataset, model, split,
+seed and the measured numbers (nll and perplexity for language models; accuracy or F1 for notebook
+06's tasks); the learning-rate grid and the recall task have records of their own. This driver
+adds device and commit. Records replace earlier ones with the same key, so running one area keeps
+the others. Results: ``benchmarks/results.json`` and ``RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from pathlib import Path
 from chapterkit import git_commit
 
 HERE = Path(__file__).resolve().parent
-AREAS = ["context", "rnn", "gated", "speed"]  # in chapter order
-QUALITY_KEYS = ("dataset", "model", "split", "nll", "perplexity", "params", "train_seconds", "seed")
+AREAS = ["context", "rnn", "grid", "gated", "recall", "beyond", "speed"]  # in chapter order
+QUALITY_KEYS = ("dataset", "model", "split", "seed")
+OWN_LIST = {"grid": "lr_grid", "recall": "recall", "speed": "speed"}  # areas with records of their own kind
 
 
 def device_name() -> str:
@@ -41,7 +45,7 @@ def check_record(r: dict, area: str) -> dict:
     missing = [k for k in QUALITY_KEYS if k not in r]
     if missing:
         raise ValueError(f"benchmarks/{area}.py returned a record without {missing}: {r}")
-    if not math.isclose(r["perplexity"], math.exp(r["nll"]), rel_tol=1e-6):
+    if "nll" in r and math.isfinite(r["nll"]) and not math.isclose(r["perplexity"], math.exp(r["nll"]), rel_tol=1e-6):
         raise ValueError(f"perplexity must be exp(nll): {r}")
     return r
 
@@ -52,7 +56,12 @@ def merge(old: list[dict], new: list[dict], key) -> list[dict]:
 
 
 def quality_key(r):
-    return (r["dataset"], r["model"], r["split"])
+    return (r["dataset"], r["model"], r["split"], r["seed"])
+
+
+def own_key(r):
+    return tuple(sorted((k, str(v)) for k, v in r.items() if k not in ("device", "commit") and
+                        not isinstance(v, float)))
 
 
 def speed_key(r):
@@ -82,6 +91,8 @@ def main(argv=None) -> int:
         print(f"[bench] {area}: {len(records)} records in {time.perf_counter() - start:.0f} s", flush=True)
         if area == "speed":
             results["speed"] = merge(results.get("speed", []), [{**stamp, **r} for r in records], speed_key)
+        elif area in OWN_LIST:  # the grid and the recall task: replaced whole
+            results[OWN_LIST[area]] = [{**stamp, **r} for r in records]
         else:
             new = [{**check_record(r, area), **stamp} for r in records]
             results["quality"] = merge(results.get("quality", []), new, quality_key)

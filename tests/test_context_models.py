@@ -1,6 +1,11 @@
-"""Notebook 02: the shared training loop, the n-gram count model, the window models' receptive
-fields, and sampling."""
+"""Notebook 02: scoring, the n-gram count model, the window models (MLP, causal CNN) and their
+receptive fields, the experiment configuration, and the one sampler applied to window models.
 
+The training loop (fit / History) and the driver (train / Run / the cache) are tested in
+test_experiments.py; `sample` on recurrent models in test_rnn.py.
+"""
+
+import dataclasses
 import math
 from collections import Counter
 
@@ -12,76 +17,20 @@ from torch import nn
 from torch.nn import functional as F
 
 import chapter
+from chapter import Config, sample
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: one thread is faster, and far faster on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 # ---------------------------------------------------------------------------------------------
-# The training loop (fit / evaluate / History)
+# Scoring a language model
 # ---------------------------------------------------------------------------------------------
-
-
-class Lookup(nn.Module):
-    """The smallest next-token model: logits = a learned table row per (single) input token."""
-
-    def __init__(self, vocab_size: int):
-        super().__init__()
-        self.table = nn.Embedding(vocab_size, vocab_size)
-
-    def forward(self, X):  # (N, 1) -> (N, V)
-        return self.table(X[:, -1])
-
-
-def _toy(mapping, repeats=16):
-    X = torch.tensor([[x] for x in mapping] * repeats)
-    Y = torch.tensor(list(mapping.values()) * repeats)
-    return X, Y
-
-
-def test_fit_decreases_the_loss_on_a_tiny_problem():
-    torch.manual_seed(0)
-    X, Y = _toy({0: 1, 1: 2, 2: 3, 3: 0})
-    model = Lookup(4)
-    batches = [(X[i:i + 16], Y[i:i + 16]) for i in range(0, len(X), 16)]
-    before = chapter.evaluate(model, batches)
-    history = chapter.fit(model, batches, batches, epochs=20, lr=0.1, progress=False, device="cpu")
-    assert len(history.train_loss) == len(history.valid_loss) == 20
-    assert history.train_loss[-1] < 0.2 * history.train_loss[0]
-    assert chapter.evaluate(model, batches) < 0.05 < before
-    assert history.steps == 20 * len(batches) and history.seconds > 0
-
-
-def test_fit_accepts_a_function_returning_fresh_batches_each_epoch():
-    torch.manual_seed(0)
-    X, Y = _toy({0: 1, 1: 0})
-    calls = []
-
-    def epoch():
-        calls.append(1)
-        yield X, Y
-
-    history = chapter.fit(Lookup(2), epoch, [(X, Y)], epochs=3, lr=0.1, progress=False, device="cpu")
-    assert len(calls) == 3 and history.train_loss[-1] < history.train_loss[0]
-
-
-def test_early_stopping_restores_the_best_weights():
-    # Training teaches x -> x; validation wants x -> x + 1, so validation only gets worse after
-    # the first epoch: training must stop after `patience` bad epochs and restore epoch 0.
-    torch.manual_seed(0)
-    train = [_toy({0: 0, 1: 1, 2: 2})]
-    valid = [_toy({0: 1, 1: 2, 2: 0})]
-    model = Lookup(3)
-    history = chapter.fit(model, train, valid, epochs=50, lr=0.05, patience=3, progress=False,
-                          device="cpu")
-    assert history.best_epoch == 0
-    assert len(history.valid_loss) == history.best_epoch + 3 + 1  # stopped early
-    assert history.valid_loss[-1] > history.best_valid
-    assert chapter.evaluate(model, valid) == pytest.approx(history.best_valid, abs=1e-6)
-
-
-def test_fit_and_evaluate_reject_bad_input():
-    X, Y = _toy({0: 1})
-    with pytest.raises(ValueError, match="epochs"):
-        chapter.fit(Lookup(2), [(X, Y)], epochs=0, progress=False, device="cpu")
-    with pytest.raises(ValueError, match="empty"):
-        chapter.evaluate(Lookup(2), [])
 
 
 def test_next_token_loss_ignores_padding():
@@ -92,12 +41,31 @@ def test_next_token_loss_ignores_padding():
     assert torch.allclose(chapter.next_token_loss(logits, targets), expected)
 
 
+def test_next_token_loss_rejects_targets_outside_the_classes():
+    with pytest.raises(ValueError, match="outside the model's 5 classes"):
+        chapter.next_token_loss(torch.randn(4, 5), torch.tensor([0, 1, 5, 2]))
+
+
 def test_evaluate_works_for_a_model_without_parameters():
     model = chapter.NGramModel(3, 1, k=1.0).count(torch.zeros(4, 1, dtype=torch.long),
                                                   torch.tensor([0, 1, 1, 2]))
     X, Y = torch.zeros(2, 1, dtype=torch.long), torch.tensor([1, 2])
     expected = -(math.log(3 / 7) + math.log(2 / 7)) / 2
     assert chapter.evaluate(model, [(X, Y)]) == pytest.approx(expected)
+
+
+def test_evaluate_rejects_empty_data():
+    with pytest.raises(ValueError, match="empty"):
+        chapter.evaluate(chapter.NGramModel(3, 1), [])
+
+
+def test_last_columns():
+    X = torch.arange(12).view(2, 6)
+    assert torch.equal(chapter.last_columns(X, 2), X[:, 4:])
+    with pytest.raises(ValueError, match="too short"):
+        chapter.last_columns(X, 7)
+    with pytest.raises(ValueError, match=r"\(N, T\)"):
+        chapter.last_columns(torch.arange(6), 2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,8 +157,8 @@ V = 7
 def _window_models():
     torch.manual_seed(0)
     X, Y = _random_windows(0, 2000, 12, V)
-    return [chapter.MLPContext(V, block_size=5, embed_dim=4, hidden=16),
-            chapter.CausalCNN(V, levels=3, embed_dim=4, channels=8),
+    return [chapter.MLPContext(V, block_size=5, embedding_dim=4, hidden_size=16),
+            chapter.CausalCNN(V, levels=3, embedding_dim=4, hidden_size=8),
             chapter.NGramModel(V, 3, k=0.1).count(X, Y)]
 
 
@@ -211,6 +179,25 @@ def test_receptive_field(model):
             assert changed == (pos >= T - R), f"position {pos}, receptive field {R}"
 
 
+def test_window_models_read_windows_of_exactly_block_size():
+    mlp, cnn, _ = _window_models()
+    for model in (mlp, cnn):
+        X, _ = _random_windows(3, 10, model.block_size, V)
+        assert model(X).shape == (10, V)
+
+
+def test_window_model_parts():
+    mlp = chapter.MLPContext(V, block_size=5, embedding_dim=4, hidden_size=16)
+    assert mlp.embedding.weight.shape == (V, 4)
+    assert mlp.hidden.in_features == 5 * 4 and mlp.hidden.out_features == 16
+    assert (mlp.output.in_features, mlp.output.out_features) == (16, V)
+    cnn = chapter.CausalCNN(V, levels=3, embedding_dim=4, hidden_size=8)
+    assert cnn.embedding.weight.shape == (V, 4) and cnn.block_size == 8
+    assert len(cnn.convs) == len(cnn.norms) == 3
+    assert [c.in_features for c in cnn.convs] == [2 * 4, 2 * 8, 2 * 8]
+    assert (cnn.output.in_features, cnn.output.out_features) == (8, V)
+
+
 def test_cnn_receptive_field_doubles_per_level():
     for levels in (1, 2, 3, 4):
         assert chapter.CausalCNN(V, levels=levels).block_size == 2 ** levels
@@ -219,48 +206,109 @@ def test_cnn_receptive_field_doubles_per_level():
 def test_cnn_equals_a_stack_of_dilated_causal_convolutions():
     """The stride-2 tree computes what Conv1d(kernel 2, dilation 2**l) layers give at the last step."""
     torch.manual_seed(0)
-    model = chapter.CausalCNN(V, levels=3, embed_dim=4, channels=6).eval()
+    model = chapter.CausalCNN(V, levels=3, embedding_dim=4, hidden_size=6).eval()
     X, _ = _random_windows(2, 10, 8, V)
-    h = model.embed(X).transpose(1, 2)  # (N, C, T)
+    h = model.embedding(X).transpose(1, 2)  # (N, C, T)
     for level, (lin, norm) in enumerate(zip(model.convs, model.norms)):
         c_in, d = h.shape[1], 2 ** level
         weight = torch.stack([lin.weight[:, :c_in], lin.weight[:, c_in:]], dim=2)  # (out, in, 2)
         h = F.conv1d(F.pad(h, (d, 0)), weight, lin.bias, dilation=d)  # causal: pad on the left
         h = torch.tanh(norm(h.transpose(1, 2)).transpose(1, 2))
-    expected = model.out(h[:, :, -1])
+    expected = model.output(h[:, :, -1])
     assert torch.allclose(model(X), expected, atol=1e-5)
 
 
 def test_window_models_reject_bad_input():
     with pytest.raises(ValueError, match="block_size"):
         chapter.MLPContext(V, block_size=0)
+    with pytest.raises(ValueError, match="block_size"):
+        chapter.MLPContext(V, block_size=2.0)
     with pytest.raises(ValueError, match="levels"):
         chapter.CausalCNN(V, levels=0)
     with pytest.raises(ValueError, match="too short"):
         chapter.MLPContext(V, block_size=5)(torch.zeros(3, 4, dtype=torch.long))
-    with pytest.raises(ValueError, match="power of 2"):
-        chapter.WindowConfig("cnn", block_size=6).build(V)
-    with pytest.raises(ValueError, match="unknown model"):
-        chapter.WindowConfig("rnn", block_size=4).build(V)
-
-
-def test_train_window_model_is_deterministic_and_learns():
-    names = ["garcia", "garces", "gomez", "lopez", "perez", "sanz", "ruiz", "diaz"] * 4
-    vocab = chapter.Vocab(names, reserved=[chapter.BOUNDARY])
-    windows = chapter.name_windows(names, vocab, 8)
-    data = chapter.WindowData("toy", vocab, windows, windows, windows)
-    config = chapter.WindowConfig("cnn", block_size=4, hidden=16, epochs=3, decay_epochs=1,
-                                  batch_size=128, lr=2e-2)
-    model, history = chapter.train_window_model(config, data, progress=False, device="cpu")
-    again, history2 = chapter.train_window_model(config, data, progress=False, device="cpu")
-    assert history.valid_loss == history2.valid_loss
-    assert len(history.valid_loss) == 4 and history.best_valid == min(history.valid_loss)
-    assert history.best_valid < history.valid_loss[0] < math.log(len(vocab))
-    assert chapter.evaluate(model, [windows]) == pytest.approx(history.best_valid, abs=1e-5)
+    with pytest.raises(ValueError, match="too short"):
+        chapter.CausalCNN(V, levels=2)(torch.zeros(3, 3, dtype=torch.long))
 
 
 # ---------------------------------------------------------------------------------------------
-# Sampling
+# Config: one frozen description of an experiment
+# ---------------------------------------------------------------------------------------------
+
+
+def test_config_is_frozen():
+    config = Config("surnames", "mlp")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.epochs = 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.epochz = 3  # not even a new attribute
+    assert hash(config) == hash(Config("surnames", "mlp"))  # frozen: usable as a key
+
+
+def test_config_rejects_unknown_fields():
+    with pytest.raises(TypeError, match="epochz"):
+        Config("surnames", "mlp", epochz=1)
+    with pytest.raises(TypeError, match="epochz"):
+        dataclasses.replace(Config("surnames", "mlp"), epochz=1)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("hidden_size", 0), ("block_size", -1), ("batch_size", 1.5), ("num_steps", 0), ("epochs", 0),
+    ("patience", 0), ("span", 0), ("dropout", 1.0), ("dropout", -0.1), ("lr", 0.0), ("lr", -1e-3),
+])
+def test_config_validates_its_fields(field, value):
+    with pytest.raises(ValueError, match=field if field not in ("lr", "dropout") else "dropout"):
+        Config("surnames", "mlp", **{field: value})
+
+
+def test_config_accepts_no_patience_and_names_its_model():
+    assert Config("surnames", "rnn", patience=None).patience is None
+    labels = {Config("surnames", "mlp").label, Config("surnames", "cnn").label,
+              Config("surnames", "rnn").label, Config("surnames", "rnn", cell="lstm").label}
+    assert labels == {"MLP", "causal CNN", "RNN", "LSTM"}
+
+
+def test_config_quick_shrinks_the_budget_only():
+    config = Config("time-machine", "rnn", hidden_size=64, epochs=30, decays=2, lr=5e-3)
+    quick = config.quick()
+    assert (quick.epochs, quick.decays, quick.limit) == (1, 0, chapter.QUICK_LIMIT)
+    assert dataclasses.replace(quick, epochs=30, decays=2, limit=None) == config  # nothing else changes
+    assert config.epochs == 30 and config.limit is None  # the original is untouched
+    assert quick.quick() == quick
+
+
+# ---------------------------------------------------------------------------------------------
+# The chapter's window-model configurations
+# ---------------------------------------------------------------------------------------------
+
+
+def _stub_task(num_tokens):
+    return chapter.Task(None, lambda: [], [], {}, num_tokens=num_tokens)
+
+
+@pytest.mark.parametrize("key", list(chapter.WINDOW_CONFIGS), ids="-".join)
+def test_window_configs_build_their_models(key):
+    config = chapter.WINDOW_CONFIGS[key]
+    assert (config.dataset, config.model) == key
+    assert config.dataset in chapter.TASKS and config.model in chapter.WINDOW_MODELS
+    torch.manual_seed(0)
+    model = chapter.MODELS[config.model](config, _stub_task(30))
+    kind = {"mlp": chapter.MLPContext, "cnn": chapter.CausalCNN}[config.model]
+    assert isinstance(model, kind)
+    assert model.block_size == config.block_size
+    assert model.embedding.weight.shape == (30, config.embedding_dim)
+    assert (model.output.in_features, model.output.out_features) == (config.hidden_size, 30)
+    X = torch.randint(30, (3, config.block_size))
+    assert model(X).shape == (3, 30)
+
+
+def test_cnn_config_needs_a_power_of_two():
+    with pytest.raises(ValueError, match=r"2\*\*levels"):
+        chapter.MODELS["cnn"](Config("surnames", "cnn", block_size=6), _stub_task(10))
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling from a window model
 # ---------------------------------------------------------------------------------------------
 
 
@@ -272,54 +320,99 @@ class FixedLogits(nn.Module):
     def __init__(self, logits):
         super().__init__()
         self.register_buffer("logits", torch.as_tensor(logits, dtype=torch.float))
+        self.seen = []
 
     def forward(self, X):
+        self.seen.append(X.clone())
         return self.logits.expand(len(X), -1)
 
 
 VOCAB = chapter.Vocab(["abc"], reserved=[chapter.BOUNDARY])  # <unk> . a b c
+TEXT_VOCAB = chapter.Vocab(["ab c"])  # <unk> and the characters, no boundary token
 
 
-def _logits(**scores):
-    out = torch.zeros(len(VOCAB))
+def _logits(vocab=VOCAB, **scores):
+    out = torch.zeros(len(vocab))
     for token, score in scores.items():
-        out[VOCAB[{"dot": chapter.BOUNDARY}.get(token, token)]] = score
+        out[vocab[{"dot": chapter.BOUNDARY, "space": " "}.get(token, token)]] = score
     return out
 
 
-def test_sampling_terminates_at_the_boundary_or_max_len():
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_names_end_at_the_boundary_or_max_length_and_never_hold_the_unknown_token():
     never_stops = FixedLogits(_logits(dot=-1e9))
     never_stops.logits[VOCAB.unk] = 10.0  # the unknown token is never emitted, however likely
-    names = chapter.sample_window_names(never_stops, VOCAB, 20, max_len=7,
-                                        generator=torch.Generator().manual_seed(0))
+    names = sample(never_stops, VOCAB, 20, max_length=7, generator=_gen())
     assert len(names) == 20 and all(len(n) == 7 for n in names)
     assert all(set(n) <= set("abc") for n in names)  # never the unknown token
     stops = FixedLogits(_logits(dot=1e9))
-    assert chapter.sample_window_names(stops, VOCAB, 5) == [""] * 5
+    assert sample(stops, VOCAB, 5) == [""] * 5
 
 
-def test_sampling_with_real_models_ends_names():
-    model = _window_models()[0]
+def test_names_start_after_a_boundary_token_padded_to_the_window():
+    model = FixedLogits(_logits(dot=1e9))
+    sample(model, VOCAB, 3, generator=_gen())
+    first = model.seen[0]
+    assert first.shape == (3, 2) and (first == VOCAB[chapter.BOUNDARY]).all()
+    model.seen.clear()
+    assert sample(model, VOCAB, 2, prompt="ab", generator=_gen()) == ["ab", "ab"]
+    assert model.seen[0].tolist() == [[VOCAB["a"], VOCAB["b"]]] * 2  # the window's last two tokens
+
+
+def test_sampling_real_window_models_ends_names_and_is_reproducible():
+    torch.manual_seed(0)
     vocab = chapter.Vocab(["abcdef"], reserved=[chapter.BOUNDARY])
-    g = torch.Generator().manual_seed(0)
-    names = chapter.sample_window_names(model, vocab, 50, temperature=1.0, max_len=12, generator=g)
-    assert len(names) == 50 and all(len(n) <= 12 and chapter.BOUNDARY not in n for n in names)
-    g = torch.Generator().manual_seed(0)
-    assert names == chapter.sample_window_names(model, vocab, 50, max_len=12, generator=g)
+    for model in (chapter.MLPContext(len(vocab), 4, 4, 16), chapter.CausalCNN(len(vocab), 2, 4, 8)):
+        names = sample(model, vocab, 50, max_length=12, generator=_gen())
+        assert len(names) == 50 and all(len(n) <= 12 and chapter.BOUNDARY not in n for n in names)
+        assert all(set(n) <= set("abcdef") for n in names)
+        assert names == sample(model, vocab, 50, max_length=12, generator=_gen())
+        assert names != sample(model, vocab, 50, max_length=12, generator=_gen(1))
+
+
+def test_text_samples_have_exactly_max_length_new_tokens_after_the_prompt():
+    model = FixedLogits(_logits(TEXT_VOCAB, a=1.0, b=1.0, c=1.0, space=1.0))
+    texts = sample(model, TEXT_VOCAB, 4, prompt="ab", max_length=9, generator=_gen())
+    assert all(len(t) == 11 and t.startswith("ab") and set(t) <= set("ab c") for t in texts)
+    model.seen.clear()
+    sample(model, TEXT_VOCAB, 1, prompt="a", max_length=1)
+    assert model.seen[0].tolist() == [[TEXT_VOCAB[" "], TEXT_VOCAB["a"]]]  # padded on the left with spaces
+
+
+def test_sample_leaves_the_model_in_its_mode():
+    model = chapter.MLPContext(len(VOCAB), 2, 4, 8).train()
+    sample(model, VOCAB, 2)
+    assert model.training
+    sample(model.eval(), VOCAB, 2)
+    assert not model.training
 
 
 @given(st.one_of(st.floats(max_value=0.0), st.just(float("nan"))))
 def test_sampling_rejects_non_positive_temperature(temperature):
     with pytest.raises(ValueError, match="temperature must be > 0"):
-        chapter.sample_window_names(FixedLogits(_logits()), VOCAB, 3, temperature=temperature)
+        sample(FixedLogits(_logits()), VOCAB, 3, temperature=temperature)
+
+
+def test_sampling_errors_say_what_to_do():
+    model = FixedLogits(_logits(TEXT_VOCAB))
+    with pytest.raises(ValueError, match="prompt"):
+        sample(model, TEXT_VOCAB, 2)  # a text model needs something to start from
+    with pytest.raises(ValueError, match="outside the vocabulary.*'z'"):
+        sample(model, TEXT_VOCAB, 2, prompt="az")
+    with pytest.raises(ValueError, match="num and max_length"):
+        sample(model, TEXT_VOCAB, 0, prompt="a")
+    with pytest.raises(ValueError, match="num and max_length"):
+        sample(model, TEXT_VOCAB, 1, prompt="a", max_length=0)
 
 
 def test_temperature_limits():
     model = FixedLogits(_logits(a=2.0, b=1.0, c=0.0, dot=-1e9))
-    g = torch.Generator().manual_seed(0)
-    cold = chapter.sample_window_names(model, VOCAB, 200, temperature=1e-3, max_len=3, generator=g)
+    cold = sample(model, VOCAB, 200, temperature=1e-3, max_length=3, generator=_gen())
     assert cold == ["aaa"] * 200  # T -> 0: always the most likely character
-    hot = chapter.sample_window_names(model, VOCAB, 3000, temperature=1e4, max_len=1, generator=g)
+    hot = sample(model, VOCAB, 3000, temperature=1e4, max_length=1, generator=_gen())
     freq = Counter(hot)
     assert set(freq) == {"a", "b", "c"}
     assert all(abs(n / 3000 - 1 / 3) < 0.04 for n in freq.values())  # T -> inf: uniform

@@ -103,6 +103,15 @@ def test_ipynb_and_md_pairs_are_in_sync():
     assert not orphans, f"notebooks without a .md pair: {orphans}"
 
 
+def test_committed_outputs_come_from_the_present_code():
+    """Every .ipynb was executed in full mode from the present .md and chapter.py: the printed numbers
+    belong to the code beside them (a code change without a re-run would leave stale outputs)."""
+    from chapterkit.execute import is_up_to_date
+
+    stale = [md.name for md in notebook_sources() if not is_up_to_date(md, md.with_suffix(".ipynb"), quick=False)]
+    assert not stale, f"outputs older than their code: {stale}; re-run them with `make notebooks`"
+
+
 def _toy_notebook(tmp_path, cells: str):
     nb = jupytext.reads(cells, fmt="md:myst")
     path = tmp_path / "01-toy.md"

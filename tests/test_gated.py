@@ -1,6 +1,8 @@
-"""Tests of notebook 05: GRU/LSTM against torch.nn, the stacked RNN, the recall task, the table."""
+"""Notebook 05 (and the fast scans of 04-05): GRU/LSTM, fast and step by step, against torch.nn and
+each other; gradcheck of the hand-derived backward passes; gates; the stacked RNN; the gated
+configurations; the recall task and its measurements."""
 
-import json
+import dataclasses
 import math
 
 import pytest
@@ -49,11 +51,14 @@ def torch_state(state):
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T{}B{}D{}H{}".format(*s))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "given-state"])
-def test_cell_matches_torch(ours_cls, torch_cls, shape, dtype, with_state):
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "loop"])
+def test_cell_matches_torch(ours_cls, torch_cls, shape, dtype, with_state, fast):
     T, B, D, H = shape
     torch.manual_seed(T * 1000 + B * 100 + D * 10 + H)
     ref = torch_cls(D, H).to(dtype)
     ours = ours_cls.from_torch(ref)
+    assert ours.fast  # the default
+    ours.fast = fast
     assert ours.W_x.dtype == dtype
     x = torch.randn(T, B, D, dtype=dtype)
     x_ref = x.clone().requires_grad_()
@@ -77,10 +82,12 @@ def test_cell_matches_torch(ours_cls, torch_cls, shape, dtype, with_state):
 
 
 @pytest.mark.parametrize("ours_cls,torch_cls", PAIRS, ids=["GRU", "LSTM"])
-def test_gradient_of_initial_state_matches_torch(ours_cls, torch_cls):
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "loop"])
+def test_gradient_of_initial_state_matches_torch(ours_cls, torch_cls, fast):
     torch.manual_seed(0)
     ref = torch_cls(3, 4).double()
     ours = ours_cls.from_torch(ref)
+    ours.fast = fast
     x = torch.randn(6, 2, 3, dtype=torch.float64)
     s1 = random_state(ours_cls, 2, 4, torch.float64)
     s1 = tuple(s.requires_grad_() for s in s1) if isinstance(s1, tuple) else s1.requires_grad_()
@@ -94,11 +101,11 @@ def test_gradient_of_initial_state_matches_torch(ours_cls, torch_cls):
 
 @settings(max_examples=15, deadline=None)
 @given(T=st.integers(1, 6), B=st.integers(1, 4), D=st.integers(1, 5), H=st.integers(1, 6),
-       chunks=st.integers(1, 3), lstm=st.booleans())
-def test_state_carries_across_calls(T, B, D, H, chunks, lstm):
+       chunks=st.integers(1, 3), lstm=st.booleans(), fast=st.booleans())
+def test_state_carries_across_calls(T, B, D, H, chunks, lstm, fast):
     """Feeding a sequence in pieces, passing the state on, gives the outputs of one call."""
     torch.manual_seed(0)
-    cell = (LSTM if lstm else GRU)(D, H).double()
+    cell = (LSTM if lstm else GRU)(D, H, fast=fast).double()
     x = torch.randn(T * chunks, B, D, dtype=torch.float64)
     whole, final = cell(x)
     pieces, state = [], None
@@ -120,8 +127,9 @@ def test_lstm_forget_bias_and_parameter_count():
 
 
 @pytest.mark.parametrize("cls", [GRU, LSTM])
-def test_bad_input_gives_clear_errors(cls):
-    cell = cls(4, 3)
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "loop"])
+def test_bad_input_gives_clear_errors(cls, fast):
+    cell = cls(4, 3, fast=fast)
     with pytest.raises(ValueError, match=r"\(T, B, 4\)"):
         cell(torch.randn(5, 4))  # missing batch dimension
     with pytest.raises(ValueError, match=r"\(T, B, 4\)"):
@@ -142,6 +150,194 @@ def test_from_torch_rejects_what_it_cannot_copy():
         GRU.from_torch(torch.nn.GRU(3, 4, bidirectional=True))
     with pytest.raises(ValueError, match="batch_first"):
         GRU.from_torch(torch.nn.GRU(3, 4, batch_first=True))
+
+
+# --- the fast cells (gru_scan, lstm_scan) against the step-by-step loop ------------------------
+
+CELL_CLASSES = {"RNN": RNN, "GRU": GRU, "LSTM": LSTM}
+SCANS = {"RNN": chapter.rnn_scan, "GRU": chapter.gru_scan, "LSTM": chapter.lstm_scan}
+
+
+def twins(name, D, H, dtype=torch.float64, seed=0):
+    """The step-by-step cell and the fast one, with the same (random) weights."""
+    torch.manual_seed(seed)
+    loop = CELL_CLASSES[name](D, H, fast=False).to(dtype)
+    fast = CELL_CLASSES[name](D, H, fast=True).to(dtype)
+    fast.load_state_dict(loop.state_dict())
+    return loop, fast
+
+
+def as_tuple(state):
+    return state if isinstance(state, tuple) else (state,)
+
+
+def run_with_grads(cell, x, state, w_out, w_final):
+    """Outputs, final state(s), and the gradients of a random linear function of both with respect
+    to x, every parameter and the initial state(s)."""
+    outputs, final = cell(x, state)
+    loss = (outputs * w_out).sum() + sum((f * w).sum() for f, w in zip(as_tuple(final), w_final))
+    wrt = [x, *cell.parameters()] + ([] if state is None else list(as_tuple(state)))
+    return outputs, as_tuple(final), torch.autograd.grad(loss, wrt)
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(200, 3, 2, 4)], ids=lambda s: "T{}B{}D{}H{}".format(*s))
+@pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "given-state"])
+@pytest.mark.parametrize("name", ["GRU", "LSTM"])
+def test_fast_cell_equals_the_loop_float64(name, shape, with_state):
+    T, B, D, H = shape
+    loop, fast = twins(name, D, H)
+    x = torch.randn(T, B, D, dtype=torch.float64, requires_grad=True)
+    state = None
+    if with_state:
+        state = random_state(CELL_CLASSES[name], B, H, torch.float64)
+        state = tuple(s.requires_grad_() for s in state) if name == "LSTM" else state.requires_grad_()
+    w_out = torch.randn(T, B, H, dtype=torch.float64)
+    w_final = [torch.randn(B, H, dtype=torch.float64) for _ in range(2 if name == "LSTM" else 1)]
+    ours, ref = run_with_grads(fast, x, state, w_out, w_final), run_with_grads(loop, x, state, w_out, w_final)
+    tol = dict(atol=1e-12, rtol=0)
+    torch.testing.assert_close(ours[0], ref[0], **tol)  # outputs
+    for a, b in zip(ours[1], ref[1], strict=True):     # final state(s)
+        torch.testing.assert_close(a, b, **tol)
+    for a, b in zip(ours[2], ref[2], strict=True):     # x, parameters, initial state(s)
+        torch.testing.assert_close(a, b, **tol)
+
+
+def scan_inputs(name, T, B, H, requires_grad=(True, True, True, True), seed=0):
+    """Random float64 inputs of one scan, each requiring grad or not."""
+    torch.manual_seed(seed)
+    shapes = {"RNN": [(T, B, H), (B, H), (H, H)],
+              "GRU": [(T, B, 3 * H), (B, H), (H, 3 * H), (3 * H,)],
+              "LSTM": [(T, B, 4 * H), (B, H), (B, H), (H, 4 * H)]}[name]
+    return [torch.randn(*s, dtype=torch.float64).requires_grad_(rg) for s, rg in zip(shapes, requires_grad)]
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 2, 4), (5, 1, 2)], ids=lambda s: "T{}B{}H{}".format(*s))
+@pytest.mark.parametrize("name", list(SCANS))
+def test_scan_gradcheck(name, shape):
+    """The hand-derived backward of each scan against finite differences."""
+    assert torch.autograd.gradcheck(SCANS[name], scan_inputs(name, *shape))
+
+
+@pytest.mark.parametrize("name", list(SCANS))
+def test_scan_gradcheck_when_only_the_final_state_is_used(name):
+    """Autograd passes no gradient (zeros) for the unused outputs."""
+    assert torch.autograd.gradcheck(lambda *a: SCANS[name](*a)[-1], scan_inputs(name, 4, 2, 3))
+
+
+@pytest.mark.parametrize("name", list(SCANS))
+def test_scan_gradients_of_some_inputs_only(name):
+    """Inputs that need no gradient get none; the others are unchanged by the choice."""
+    full = scan_inputs(name, 4, 3, 5)
+    for mask in [(True, False, False, False), (False, False, False, True), (False, True, True, False)]:
+        inputs = scan_inputs(name, 4, 3, 5, requires_grad=mask)
+        wanted = [a for a, m in zip(inputs, mask) if m]
+        if not wanted:  # the RNN's scan has three inputs only
+            continue
+        grads = torch.autograd.grad(SCANS[name](*inputs)[0].square().sum(), wanted)
+        expected = torch.autograd.grad(SCANS[name](*full)[0].square().sum(), [a for a, m in zip(full, mask) if m])
+        for g, e in zip(grads, expected, strict=True):
+            torch.testing.assert_close(g, e, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("name", list(SCANS))
+def test_scan_backward_twice_with_retain_graph(name):
+    """Backward does not consume what forward saved."""
+    inputs = scan_inputs(name, 5, 2, 3)
+    loss = SCANS[name](*inputs)[0].sum()
+    first = torch.autograd.grad(loss, inputs, retain_graph=True)
+    second = torch.autograd.grad(loss, inputs)
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
+@pytest.mark.parametrize("name", list(CELL_CLASSES))
+def test_fast_forward_without_grad_equals_with_grad(name):
+    _, fast = twins(name, 3, 7, dtype=torch.float32)
+    x = torch.randn(9, 4, 3)
+    outputs, final = fast(x)
+    with torch.no_grad():
+        outputs_ng, final_ng = fast(x)
+    assert outputs.requires_grad and not outputs_ng.requires_grad
+    assert torch.equal(outputs_ng, outputs)
+    assert all(torch.equal(a, b) for a, b in zip(as_tuple(final_ng), as_tuple(final), strict=True))
+
+
+@pytest.mark.parametrize("name", list(CELL_CLASSES))
+def test_fast_carried_state_passes_gradient_back_like_the_loop(name):
+    loop, fast = twins(name, 3, 4)
+    x = torch.randn(8, 2, 3, dtype=torch.float64)
+    grads = []
+    for cell in (loop, fast):
+        _, state = cell(x[:3])
+        second, _ = cell(x[3:], state)
+        grads.append(torch.autograd.grad(second.square().sum(), list(cell.parameters())))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("name", list(CELL_CLASSES))
+def test_fast_outputs_are_protected_from_inplace_changes(name):
+    """Outputs share memory with what backward needs: changing them in place is an error, not a wrong gradient."""
+    _, fast = twins(name, 3, 4)
+    outputs, _ = fast(torch.randn(5, 2, 3, dtype=torch.float64))
+    outputs.mul_(2)
+    with pytest.raises(RuntimeError):
+        outputs.sum().backward()
+
+
+# --- one step, and the gates -------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["GRU", "LSTM"])
+def test_step_by_step_equals_forward(name):
+    torch.manual_seed(0)
+    cell = CELL_CLASSES[name](3, 5).double()
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    k = 4 if name == "LSTM" else 3
+    gx = cell.input_gates(x)
+    assert gx.shape == (6, 2, k * 5)
+    h = torch.zeros(2, 5, dtype=torch.float64)
+    state = (h, h.clone()) if name == "LSTM" else h
+    outputs = []
+    for gx_t in gx.unbind(0):
+        state, gates = cell.step(gx_t, state)
+        assert set(gates) == ({"i", "f", "g", "o"} if name == "LSTM" else {"r", "z", "n"})
+        assert all(g.shape == (2, 5) for g in gates.values())
+        outputs.append(state[0] if name == "LSTM" else state)
+    expected, final = cell(x)
+    torch.testing.assert_close(torch.stack(outputs), expected, atol=1e-12, rtol=0)
+    for a, b in zip(as_tuple(state), as_tuple(final), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("embedding_dim", [None, 4])
+@pytest.mark.parametrize("name", ["GRU", "LSTM"])
+def test_gate_trace_gives_gates_that_rebuild_the_states(name, embedding_dim):
+    torch.manual_seed(0)
+    model = chapter.RNNLanguageModel(7, 5, cell=CELL_CLASSES[name], embedding_dim=embedding_dim).double()
+    X = torch.randint(7, (9, 3))
+    trace = chapter.gate_trace(model, X)
+    assert all(g.shape == (9, 3, 5) for g in trace.values())
+    x = model.embedding(X) if embedding_dim else torch.nn.functional.one_hot(X, 7).double()
+    outputs, _ = model.cell(x)
+    h = torch.zeros(3, 5, dtype=torch.float64)
+    c, states = torch.zeros_like(h), []
+    for t in range(9):
+        if name == "LSTM":
+            assert set(trace) == {"i", "f", "g", "o"}
+            c = trace["f"][t] * c + trace["i"][t] * trace["g"][t]
+            h = trace["o"][t] * torch.tanh(c)
+        else:
+            assert set(trace) == {"r", "z", "n"}
+            h = (1 - trace["z"][t]) * trace["n"][t] + trace["z"][t] * h
+        states.append(h)
+    torch.testing.assert_close(torch.stack(states), outputs, atol=1e-12, rtol=0)
+    for name_, g in trace.items():
+        lo = -1 if name_ in ("g", "n") else 0  # tanh, else sigmoid
+        assert (g >= lo).all() and (g <= 1).all()
+
+
+def test_gate_trace_needs_a_gated_cell():
+    with pytest.raises(TypeError, match="gated cell"):
+        chapter.gate_trace(chapter.RNNLanguageModel(5, 3), torch.randint(5, (4, 2)))
 
 
 # --- the stacked network ----------------------------------------------------------------------
@@ -246,19 +442,6 @@ def test_recall_batch_is_reproducible_and_varied():
         chapter.recall_batch(0, 4)
 
 
-def test_recall_is_learnable_at_short_span_and_scored_correctly():
-    model, steps = chapter.train_recall(GRU, k=2, hidden_size=16, batch_size=64, steps=300, lr=5e-2,
-                                        solved_loss=0.05)
-    assert steps < 300  # solved, and stopped early
-    assert chapter.recall_accuracy(model, 2) > 0.9
-
-    class Oracle(torch.nn.Module):  # reads the answer k steps back: accuracy 1
-        def forward(self, X):
-            return torch.nn.functional.one_hot(X[:1].expand_as(X), chapter.recall_vocab_size()).float(), None
-
-    assert chapter.recall_accuracy(Oracle(), 7) == 1.0
-
-
 def test_state_gradient_norms_matches_autograd_on_a_tiny_case():
     torch.manual_seed(0)
     model = chapter.RNNLanguageModel(chapter.recall_vocab_size(), 4, cell=RNN).double()
@@ -275,25 +458,79 @@ def test_state_gradient_norms_matches_autograd_on_a_tiny_case():
     assert norms[-1] < norms[0]
 
 
-# --- the comparison table ----------------------------------------------------------------------
+def test_recall_task_trains_through_the_driver():
+    config = dataclasses.replace(chapter.RECALL_CONFIG, cell="gru", span=3, epochs=1)
+    run = chapter.train(config, cache=False, progress=False)
+    assert run.vocab is None and set(run.nll) == {"valid", "test"}
+    assert all(0 < v < math.log(chapter.recall_vocab_size()) + 0.5 for v in run.nll.values())
+    assert isinstance(run.model.cell, GRU) and run.model.embedding is None  # one-hot, as RECALL_CONFIG says
+    assert run.history.steps == chapter.RECALL_BATCHES
+    assert 0 <= chapter.recall_accuracy(run.model, 3) <= 1
 
-def test_comparison_table_from_whatever_records_exist(tmp_path):
-    assert "make bench" in chapter.comparison_table([])
-    records = [
-        {"dataset": "surnames", "model": "GRU", "split": "test", "nll": 2.0, "perplexity": math.exp(2.0),
-         "params": 123456, "train_seconds": 99.4, "seed": 0},
-        {"dataset": "surnames", "model": "MLP", "split": "test", "nll": 2.3, "perplexity": math.exp(2.3),
-         "params": 1000, "train_seconds": None, "seed": 0},
-        {"dataset": "surnames", "model": "GRU", "split": "valid", "nll": 1.9},
-        {"dataset": "time-machine", "model": "LSTM", "split": "test", "nll": 1.3},  # fields missing
-    ]
-    table = chapter.comparison_table(records)
-    lines = table.splitlines()
-    assert len(lines) == 2 + 3  # header, rule, three test rows
-    assert "**2.000**" in lines[2] and "123,456" in lines[2] and "GRU" in lines[2]
-    assert "MLP" in lines[3] and "–" in lines[3]
-    assert "time-machine" in lines[4] and f"{math.exp(1.3):.2f}" in lines[4]
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps({"quality": records, "speed": []}))
-    assert chapter.load_results(path) == records
-    assert chapter.load_results(tmp_path / "missing.json") == []
+
+def test_recall_is_learnable_at_a_short_span_and_stop_below_ends_training():
+    config = dataclasses.replace(chapter.RECALL_CONFIG, cell="gru", span=2, hidden_size=16, lr=3e-2, epochs=20,
+                                 stop_below=0.05)
+    run = chapter.train(config, cache=False, progress=False)
+    assert run.history.valid_loss[-1] < 0.05 and len(run.history.valid_loss) < 20  # solved: stopped early
+    assert chapter.recall_accuracy(run.model, 2) > 0.9
+
+
+def test_recall_task_batches():
+    config = dataclasses.replace(chapter.RECALL_CONFIG, span=6, batch_size=32)
+    task = chapter.TASKS["recall"](config)
+    batches = list(task.train())
+    assert len(batches) == chapter.RECALL_BATCHES
+    assert all(X.shape == Y.shape == (7, 32) for X, Y in batches)
+    assert not torch.equal(batches[0][0], list(task.train())[0][0])  # fresh batches every epoch
+    (Xv, Yv), = task.valid
+    assert Xv.shape == (7, 1000) and task.num_tokens == chapter.recall_vocab_size()
+    assert task.held_out["valid"][0] is task.valid
+    assert task.held_out["test"][0][0][0].shape == (7, 2000)
+
+
+def test_recall_accuracy_of_an_oracle_is_one():
+    class Oracle(torch.nn.Module):  # reads the answer k steps back: accuracy 1
+        def __init__(self):
+            super().__init__()
+            self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, X):
+            return torch.nn.functional.one_hot(X[:1].expand_as(X), chapter.recall_vocab_size()).float(), None
+
+    assert chapter.recall_accuracy(Oracle(), 7) == 1.0
+
+
+# --- the gated language models' configurations -----------------------------------------------
+
+def test_cells_registry():
+    assert {"rnn": RNN, "gru": GRU, "lstm": LSTM}.items() <= chapter.CELLS.items()
+    lstm3 = chapter.CELLS["lstm, forget bias 3"](3, 4)
+    assert isinstance(lstm3, LSTM) and (lstm3.b_x[4:8] > 2).all()
+    assert set(chapter.RECALL_CELLS.values()) <= set(chapter.CELLS)
+
+
+@pytest.mark.parametrize("key", list(chapter.GATED_CONFIGS), ids=" ".join)
+def test_gated_configs(key):
+    dataset, label = key
+    config = chapter.GATED_CONFIGS[key]
+    base = chapter.RNN_CONFIGS[dataset]
+    assert config.dataset == dataset and config.model == "rnn" and config.cell in chapter.CELLS
+    assert config.label == label.split(",")[0]
+    assert config.lr == chapter.LEARNING_RATES[dataset, config.cell] and config.lr in chapter.LR_GRID
+    # only the cell, its size and its learning rate differ from the RNN's configuration
+    assert dataclasses.replace(config, cell="rnn", hidden_size=base.hidden_size, lr=base.lr) == base
+    if "units" in label:
+        assert config.hidden_size == chapter.EQUAL_PARAMETERS[config.cell]
+
+
+@pytest.mark.parametrize("dataset", chapter.DATASETS)
+def test_equal_parameter_sizes_have_about_the_rnns_parameters(dataset):
+    vocab_size = len(chapter.splits(dataset)[0])
+    task = chapter.Task(None, lambda: [], [], {}, num_tokens=vocab_size)
+    counts = {label: chapter.num_params(chapter.MODELS["rnn"](config, task))
+              for (d, label), config in chapter.GATED_CONFIGS.items() if d == dataset}
+    for cell in ("GRU", "LSTM"):
+        equal = counts[f"{cell}, {chapter.EQUAL_PARAMETERS[cell.lower()]} units"]
+        assert abs(equal / counts["RNN"] - 1) < 0.1, (cell, equal, counts["RNN"])
+        assert counts[cell] > 2 * counts["RNN"]

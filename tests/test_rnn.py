@@ -1,4 +1,7 @@
-"""The from-scratch RNN, the language model, clipping, generation and stateful batching (notebook 03)."""
+"""The from-scratch RNN (fast and step by step), the language model, clipping, sampling from a
+recurrent model, and the chapter's RNN configurations (notebooks 03 and 04)."""
+
+import dataclasses
 
 import pytest
 import torch
@@ -6,19 +9,34 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chapter
-from chapter import RNN, RNNLanguageModel, Vocab, clip_gradients, generate, sample_names
+from chapter import RNN, RNNLanguageModel, Vocab, clip_gradients, sample
 
 
-def _pair(T, B, D, H, dtype=torch.float64, bias=True, seed=0):
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny: one thread is faster, and far faster on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _pair(T, B, D, H, dtype=torch.float64, bias=True, seed=0, fast=True):
     torch.manual_seed(seed)
     ref = torch.nn.RNN(D, H, bias=bias).to(dtype)
-    return ref, RNN.from_torch(ref)
+    rnn = RNN.from_torch(ref)
+    rnn.fast = fast
+    return ref, rnn
 
 
-@pytest.mark.parametrize("T,B,D,H", [(1, 1, 1, 1), (1, 4, 3, 5), (9, 1, 2, 3), (6, 3, 7, 16), (20, 5, 4, 2)])
+SHAPES = [(1, 1, 1, 1), (1, 4, 3, 5), (9, 1, 2, 3), (6, 3, 7, 16), (20, 5, 4, 2)]  # (T, B, D, H)
+
+
+@pytest.mark.parametrize("T,B,D,H", SHAPES)
 @pytest.mark.parametrize("with_state", [False, True])
-def test_rnn_matches_torch(T, B, D, H, with_state):
-    ref, rnn = _pair(T, B, D, H)
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "loop"])
+def test_rnn_matches_torch(T, B, D, H, with_state, fast):
+    ref, rnn = _pair(T, B, D, H, fast=fast)
     x = torch.randn(T, B, D, dtype=torch.float64, requires_grad=True)
     x_ref = x.detach().clone().requires_grad_(True)
     h0 = torch.randn(B, H, dtype=torch.float64) if with_state else None
@@ -44,8 +62,9 @@ def test_rnn_matches_torch_float32_and_without_bias():
     torch.testing.assert_close(rnn(x)[0], ref(x)[0], rtol=1e-5, atol=1e-6)
 
 
-def test_rnn_parameters_and_bad_input():
-    rnn = RNN(3, 4)
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "loop"])
+def test_rnn_parameters_and_bad_input(fast):
+    rnn = RNN(3, 4, fast=fast)
     assert {n: tuple(p.shape) for n, p in rnn.named_parameters()} == {"U": (3, 4), "W": (4, 4), "b": (4,)}
     with pytest.raises(ValueError, match="sequence first"):
         rnn(torch.randn(2, 3))
@@ -61,9 +80,10 @@ def test_rnn_parameters_and_bad_input():
             RNN.from_torch(bad)
 
 
-def test_state_carries_over():
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "loop"])
+def test_state_carries_over(fast):
     torch.manual_seed(0)
-    rnn = RNN(3, 5)
+    rnn = RNN(3, 5, fast=fast)
     x = torch.randn(8, 2, 3)
     out, h = rnn(x)
     out_a, h_a = rnn(x[:3])
@@ -128,6 +148,74 @@ def test_clip_gradients_bad_max_norm():
         clip_gradients([torch.nn.Parameter(torch.ones(1))], 0.0)
 
 
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast RNN (rnn_scan, notebook 04's backward) against the step-by-step loop
+# ---------------------------------------------------------------------------------------------
+
+
+def _twins(D, H, dtype=torch.float64, seed=0):
+    torch.manual_seed(seed)
+    loop = RNN(D, H, fast=False).to(dtype)
+    fast = RNN(D, H, fast=True).to(dtype)
+    fast.load_state_dict(loop.state_dict())
+    return loop, fast
+
+
+def _run_and_grads(cell, x, h0, w_out, w_final):
+    outputs, final = cell(x, h0)
+    loss = (outputs * w_out).sum() + (final * w_final).sum()
+    wrt = [x, *cell.parameters()] + ([h0] if h0 is not None else [])
+    return outputs, final, torch.autograd.grad(loss, wrt)
+
+
+@pytest.mark.parametrize("T,B,D,H", SHAPES + [(200, 3, 2, 4)])
+@pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "given-state"])
+def test_fast_rnn_equals_the_loop_float64(T, B, D, H, with_state):
+    loop, fast = _twins(D, H)
+    with torch.no_grad():  # larger weights than the default init: exercise tanh away from 0
+        for cell in (loop, fast):
+            cell.W.mul_(2.0)
+    x = torch.randn(T, B, D, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(B, H, dtype=torch.float64, requires_grad=True) if with_state else None
+    w_out, w_final = torch.randn(T, B, H, dtype=torch.float64), torch.randn(B, H, dtype=torch.float64)
+    ours, ref = _run_and_grads(fast, x, h0, w_out, w_final), _run_and_grads(loop, x, h0, w_out, w_final)
+    tol = dict(rtol=0, atol=1e-12)
+    torch.testing.assert_close(ours[0], ref[0], **tol)  # outputs
+    torch.testing.assert_close(ours[1], ref[1], **tol)  # final state
+    assert len(ours[2]) == len(ref[2]) == 4 + with_state  # x, U, W, b (and h0)
+    for g, g_ref in zip(ours[2], ref[2]):
+        torch.testing.assert_close(g, g_ref, **tol)
+
+
+def test_fast_rnn_without_grad_equals_with_grad():
+    _, fast = _twins(3, 5, dtype=torch.float32)
+    x = torch.randn(7, 2, 3)
+    outputs, final = fast(x)
+    with torch.no_grad():
+        outputs_ng, final_ng = fast(x)
+    assert outputs.requires_grad and not outputs_ng.requires_grad
+    assert torch.equal(outputs, outputs_ng) and torch.equal(final, final_ng)
+
+
+def test_fast_rnn_language_model_gradients_equal_the_loops():
+    torch.manual_seed(0)
+    fast = RNNLanguageModel(9, 6, embedding_dim=4).double()
+    loop = RNNLanguageModel(9, 6, embedding_dim=4, cell=lambda d, h: RNN(d, h, fast=False)).double()
+    loop.load_state_dict(fast.state_dict())
+    X, Y = torch.randint(9, (11, 3)), torch.randint(9, (11, 3))
+    for model in (fast, loop):
+        chapter.next_token_loss(model(X)[0], Y).backward()
+    for (name, p), q in zip(fast.named_parameters(), loop.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-12, msg=name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling from a recurrent model (the one sampler of notebook 02)
+# ---------------------------------------------------------------------------------------------
+
+
 @pytest.fixture(scope="module")
 def tiny_lm():
     torch.manual_seed(0)
@@ -135,53 +223,188 @@ def tiny_lm():
     return RNNLanguageModel(len(vocab), 8), vocab
 
 
-@pytest.mark.parametrize("num_chars", [0, 1, 25])
-def test_generate_length_and_reproducible(tiny_lm, num_chars):
-    model, vocab = tiny_lm
-    a = generate(model, vocab, "the ", num_chars, generator=torch.Generator().manual_seed(1))
-    b = generate(model, vocab, "the ", num_chars, generator=torch.Generator().manual_seed(1))
-    assert a == b and a.startswith("the ") and len(a) == 4 + num_chars
+def _gen(seed=1):
+    return torch.Generator().manual_seed(seed)
 
 
-def test_generate_temperature_and_prompt_errors(tiny_lm):
+@pytest.mark.parametrize("max_length", [1, 25])
+def test_text_samples_have_the_length_asked_for_and_are_reproducible(tiny_lm, max_length):
     model, vocab = tiny_lm
-    for t in (0, -1.0):
+    a = sample(model, vocab, 3, prompt="the ", max_length=max_length, generator=_gen())
+    b = sample(model, vocab, 3, prompt="the ", max_length=max_length, generator=_gen())
+    assert a == b and len(a) == 3
+    assert all(s.startswith("the ") and len(s) == 4 + max_length and set(s) <= set(vocab.itos[1:]) for s in a)
+
+
+def test_sampling_errors(tiny_lm):
+    model, vocab = tiny_lm
+    for t in (0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="temperature"):
-            generate(model, vocab, "the", 5, temperature=t)
-        with pytest.raises(ValueError, match="temperature"):
-            sample_names(model, vocab, 3, temperature=t)
+            sample(model, vocab, 1, prompt="the", temperature=t)
     with pytest.raises(ValueError, match="prompt"):
-        generate(model, vocab, "", 5)
+        sample(model, vocab, 1)
     with pytest.raises(ValueError, match="outside the vocabulary"):
-        generate(model, vocab, "The", 5)
+        sample(model, vocab, 1, prompt="The")
+    with pytest.raises(ValueError, match="max_length"):
+        sample(model, vocab, 1, prompt="the", max_length=0)
 
 
-def test_generate_low_temperature_is_greedy(tiny_lm):
+def test_low_temperature_is_greedy(tiny_lm):
     model, vocab = tiny_lm
-    samples = {generate(model, vocab, "th", 10, temperature=1e-4, generator=torch.Generator().manual_seed(s))
+    samples = {tuple(sample(model, vocab, 2, prompt="th", max_length=10, temperature=1e-4, generator=_gen(s)))
                for s in range(3)}
-    assert len(samples) == 1
+    assert len(samples) == 1 and len(set(next(iter(samples)))) == 1
 
 
-def test_sample_names_stop_at_boundary():
+def test_names_from_a_recurrent_model_stop_at_the_boundary():
     torch.manual_seed(0)
     vocab = Vocab(["ab"], reserved=[chapter.BOUNDARY])
     model = RNNLanguageModel(len(vocab), 4)
-    with torch.no_grad():  # make the boundary by far the most likely next token after one character
-        model.output.bias.zero_()
-        model.output.bias[vocab["a"]] = 5.0
-        model.output.weight.zero_()
-    names = sample_names(model, vocab, 6, generator=torch.Generator().manual_seed(0), max_length=7)
-    assert len(names) == 6 and all(chapter.BOUNDARY not in n and len(n) <= 7 for n in names)
     with torch.no_grad():
-        model.output.bias[vocab[chapter.BOUNDARY]] = 10.0
-    names = sample_names(model, vocab, 5, generator=torch.Generator().manual_seed(0))
-    assert names == [""] * 5
-    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    assert sample_names(model, vocab, 4, generator=g1) == sample_names(model, vocab, 4, generator=g2)
+        model.output.weight.zero_()
+        model.output.bias.zero_()
+        model.output.bias[vocab.unk] = 50.0  # never emitted, however likely
+    names = sample(model, vocab, 40, max_length=7, generator=_gen(0))
+    assert len(names) == 40 and all(chapter.BOUNDARY not in n and len(n) <= 7 for n in names)
+    assert all(set(n) <= {"a", "b"} for n in names) and any(len(n) < 7 for n in names)
+    with torch.no_grad():
+        model.output.bias[vocab[chapter.BOUNDARY]] = 100.0
+    assert sample(model, vocab, 5, generator=_gen(0)) == [""] * 5
+    assert sample(model, vocab, 2, prompt="ba", generator=_gen(0)) == ["ba", "ba"]
+    assert sample(model, vocab, 4, generator=_gen(3)) == sample(model, vocab, 4, generator=_gen(3))
 
 
-def test_configs_shrink_in_quick_mode():
-    for config in (chapter.surname_lm_config, chapter.time_machine_lm_config):
-        full, quick = config(quick=False), config(quick=True)
-        assert quick["epochs"] < full["epochs"] and set(full) == set(quick)
+class Rerun(torch.nn.Module):
+    """A recurrent model seen as a window model: at every step it reads the whole context again
+    from a zero state (the sampler gives it the context; ``first`` is its length at the first call)."""
+
+    block_size = 64
+
+    def __init__(self, lm, first):
+        super().__init__()
+        self.lm, self.first, self.calls = lm, first, 0
+
+    def forward(self, X):  # (num, block_size) windows, padded on the left
+        real = self.first + self.calls
+        self.calls += 1
+        return self.lm(X[:, -real:].T)[0][-1]  # (num, V): the logits after the real context
+
+
+@pytest.mark.parametrize("cell", [RNN, chapter.GRU, chapter.LSTM])
+@pytest.mark.parametrize("names", [True, False], ids=["names", "text"])
+def test_carrying_the_state_equals_rereading_the_context(cell, names):
+    """The sampler feeds a recurrent model only the new token and its state; that is the same as
+    reading the whole context again, so both draw the same samples."""
+    torch.manual_seed(0)
+    vocab = Vocab(["abcde "], reserved=[chapter.BOUNDARY] if names else [])
+    lm = RNNLanguageModel(len(vocab), 12, cell=cell, embedding_dim=5).double()
+    prompt = "ab" if not names else ""
+    first = len(prompt) + names  # the boundary token, then the prompt
+    a = sample(lm, vocab, 16, prompt=prompt, max_length=20, generator=_gen(5))
+    b = sample(Rerun(lm, first), vocab, 16, prompt=prompt, max_length=20, generator=_gen(5))
+    assert a == b
+    assert len(set(a)) > 1
+
+
+def test_sample_restores_the_training_mode_and_works_with_dropout():
+    torch.manual_seed(0)
+    vocab = Vocab(["abc"], reserved=[chapter.BOUNDARY])
+    model = RNNLanguageModel(len(vocab), 8, dropout=0.5).train()
+    a = sample(model, vocab, 8, generator=_gen())
+    assert model.training
+    assert a == sample(model, vocab, 8, generator=_gen())  # dropout is off while sampling
+
+
+# ---------------------------------------------------------------------------------------------
+# The chapter's RNN configurations, and the measurements of notebook 03
+# ---------------------------------------------------------------------------------------------
+
+
+def _stub_task(num_tokens):
+    return chapter.Task(None, lambda: [], [], {}, num_tokens=num_tokens)
+
+
+@pytest.mark.parametrize("dataset", chapter.DATASETS)
+def test_rnn_configs_build_one_hot_rnn_language_models(dataset):
+    config = chapter.RNN_CONFIGS[dataset]
+    assert set(chapter.RNN_CONFIGS) == set(chapter.DATASETS)
+    assert (config.dataset, config.model, config.cell, config.embedding_dim) == (dataset, "rnn", "rnn", None)
+    assert chapter.CELLS["rnn"] is RNN
+    model = chapter.MODELS["rnn"](config, _stub_task(28))
+    assert isinstance(model, RNNLanguageModel) and type(model.cell) is RNN and model.cell.fast
+    assert model.embedding is None and model.cell.input_size == 28  # one-hot: X_t U is the textbook's
+    assert model.cell.hidden_size == config.hidden_size and model.dropout.p == config.dropout
+    assert model.output.out_features == 28
+    quick = config.quick()
+    assert quick.epochs == 1 < config.epochs and quick.limit == chapter.QUICK_LIMIT
+
+
+def test_rnn_model_refuses_an_unknown_cell():
+    with pytest.raises(ValueError, match="unknown cell 'tcn'"):
+        chapter.rnn_model(dataclasses.replace(chapter.RNN_CONFIGS["surnames"], cell="tcn"), _stub_task(5))
+
+
+class Memoryless(torch.nn.Module):
+    """A recurrent language model whose prediction depends on the current token only."""
+
+    def __init__(self, vocab_size):
+        super().__init__()
+        self.table = torch.nn.Embedding(vocab_size, vocab_size)
+
+    def forward(self, X, state=None):
+        return self.table(X), state
+
+
+def test_context_curve_is_flat_for_a_model_without_memory_and_checks_its_input():
+    torch.manual_seed(0)
+    ids = torch.randint(5, (300,))
+    curve = chapter.context_curve(Memoryless(5), ids, spans=(1, 2, 8, 32))
+    assert set(curve) == {1, 2, 8, 32, None}
+    assert max(curve.values()) - min(curve.values()) < 1e-6
+    with pytest.raises(ValueError, match="longer than the largest span"):
+        chapter.context_curve(Memoryless(5), ids[:32], spans=(1, 32))
+
+
+def test_context_curve_of_an_rnn_resets_its_state():
+    torch.manual_seed(0)
+    model = RNNLanguageModel(5, 6).double()
+    ids = torch.randint(5, (65,))
+    curve = chapter.context_curve(model, ids, spans=(1, 4, 16))
+    X, Y = ids[:64].view(16, 4).T, ids[1:65].view(16, 4).T  # pieces of 4 from a zero state
+    assert curve[4] == pytest.approx(chapter.evaluate(model, [(X, Y)]), abs=1e-12)
+    assert curve[None] == pytest.approx(chapter.evaluate(model, [(ids[:64, None], ids[1:65, None])]), abs=1e-12)
+
+
+def _position_nll_by_hand(model, names, vocab, positions):
+    pad = vocab[chapter.BOUNDARY]
+    total, count = torch.zeros(positions), torch.zeros(positions)
+    for name in names:
+        ids = [pad] + vocab.encode(name) + [pad]
+        for t in range(min(len(name) + 1, positions)):
+            context = torch.tensor(ids[:t + 1])
+            if hasattr(model, "block_size"):
+                window = torch.cat([torch.full((model.block_size,), pad), context])[-model.block_size:]
+                logits = model(window[None])[0]
+            else:
+                logits = model(context[:, None])[0][-1, 0]
+            total[t] += torch.nn.functional.cross_entropy(logits, torch.tensor(ids[t + 1]))
+            count[t] += 1
+    return total / count.clamp(min=1)
+
+
+def test_position_nll_equals_a_loop_over_names():
+    torch.manual_seed(0)
+    names = ["ab", "abcab", "c", "bca", "cabbac"]
+    vocab = Vocab(names, reserved=[chapter.BOUNDARY])
+    for model in (RNNLanguageModel(len(vocab), 5, embedding_dim=3).eval(),
+                  chapter.MLPContext(len(vocab), 3, 4, 8).eval()):
+        got = chapter.position_nll(model, names, vocab, positions=5)
+        torch.testing.assert_close(got, _position_nll_by_hand(model, names, vocab, 5), rtol=1e-5, atol=1e-6)
+
+
+def test_position_nll_of_an_ngram_model():
+    names = ["ab", "abcab", "c"]
+    vocab = Vocab(names, reserved=[chapter.BOUNDARY])
+    model = chapter.NGramModel(len(vocab), 2).count(*chapter.name_windows(names, vocab, 1))
+    got = chapter.position_nll(model, names, vocab, positions=4)
+    torch.testing.assert_close(got, _position_nll_by_hand(model, names, vocab, 4), rtol=1e-5, atol=1e-6)

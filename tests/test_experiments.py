@@ -1,0 +1,400 @@
+"""Notebook 02's experiment layer: the training loop `fit` and its one schedule rule, `History`,
+the driver `train` with its registries and its cache of trained runs.
+
+Everything trains tiny models on slices of the data (`Config.limit`), so each test takes well
+under a second or two.
+"""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import chapter
+from chapter import Config, History, fit, train
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: one thread is faster, and far faster on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def cpu_and_private_cache(tmp_path, monkeypatch):
+    """Full mode, on the CPU, with a cache of runs of this test's own."""
+    monkeypatch.delenv("CHAPTER_QUICK", raising=False)
+    monkeypatch.setenv("CHAPTER_DEVICE", "cpu")
+    monkeypatch.setenv("CHAPTER_RUNS_DIR", str(tmp_path / "runs"))
+
+
+# Tiny versions of the chapter's own configurations: the same settings, small data and models.
+TINY = {
+    ("surnames", "mlp"): dataclasses.replace(chapter.WINDOW_CONFIGS["surnames", "mlp"], hidden_size=16,
+                                             embedding_dim=8, limit=300, epochs=2),
+    ("time-machine", "cnn"): dataclasses.replace(chapter.WINDOW_CONFIGS["time-machine", "cnn"], hidden_size=16,
+                                                 embedding_dim=8, limit=1200, epochs=2),
+    ("surnames", "rnn"): dataclasses.replace(chapter.RNN_CONFIGS["surnames"], hidden_size=16, limit=300, epochs=2),
+    ("time-machine", "rnn"): dataclasses.replace(chapter.RNN_CONFIGS["time-machine"], hidden_size=16, limit=1200,
+                                                 epochs=2),
+    ("surnames", "gru, buckets"): dataclasses.replace(chapter.RNN_CONFIGS["surnames"], cell="gru", bucket=True,
+                                                      hidden_size=8, limit=300, epochs=1),
+    ("time-machine", "lstm, random pieces"): dataclasses.replace(
+        chapter.RNN_CONFIGS["time-machine"], cell="lstm", stateful=False, hidden_size=8, num_steps=8,
+        batch_size=8, limit=1200, epochs=1),
+}
+
+
+def _equal_state_dicts(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# ---------------------------------------------------------------------------------------------
+# train: one driver for every language model
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", list(TINY), ids=" ".join)
+def test_train_returns_a_run_scored_on_every_split(key):
+    config = TINY[key]
+    run = train(config, progress=False, cache=False)
+    assert isinstance(run, chapter.Run) and run.config == config
+    assert isinstance(run.vocab, chapter.Vocab) and isinstance(run.history, History)
+    window = config.model in chapter.WINDOW_MODELS
+    assert isinstance(run.model, chapter.RNNLanguageModel) != window
+    if not window:
+        assert isinstance(run.model.cell, chapter.CELLS[config.cell])
+    assert set(run.nll) == {"train", "valid", "test"}
+    for split, nll in run.nll.items():  # after a little training: finite, and below guessing uniformly
+        assert 0 < nll < math.log(len(run.vocab)) + 0.1, split
+    h = run.history
+    assert 1 <= len(h.train_loss) == len(h.valid_loss) == len(h.lr) <= config.epochs
+    assert h.lr[0] == config.lr and h.steps > 0 and h.seconds > 0
+    # the model is the best epoch's, and the held-out validation data is what fit validated on
+    assert h.best_valid == min(h.valid_loss) and h.valid_loss[h.best_epoch] == h.best_valid
+    if config.model in chapter.WINDOW_MODELS or config.dataset == "surnames" or config.stateful:
+        assert run.nll["valid"] == pytest.approx(h.best_valid, rel=1e-6)
+    # else the book's pieces were validated at random positions from a zero state, not as one stream
+
+
+def test_train_gives_the_same_run_twice():
+    config = TINY["surnames", "rnn"]
+    a, b = (train(config, progress=False, cache=False) for _ in range(2))
+    assert a.history.train_loss == b.history.train_loss and a.history.valid_loss == b.history.valid_loss
+    assert a.nll == b.nll and _equal_state_dicts(a.model, b.model)
+    c = train(dataclasses.replace(config, seed=1), progress=False, cache=False)
+    assert c.nll != a.nll  # the seed matters
+
+
+def test_quick_mode_trains_the_quick_config(monkeypatch):
+    monkeypatch.setenv("CHAPTER_QUICK", "1")
+    config = dataclasses.replace(chapter.RNN_CONFIGS["time-machine"], hidden_size=8, epochs=5, decays=2)
+    run = train(config, progress=False, cache=False)
+    assert run.config == config.quick()
+    assert len(run.history.train_loss) == 1
+
+
+@pytest.mark.parametrize("dataset,model", [("nope", "mlp"), ("surnames", "transformer")])
+def test_unknown_dataset_or_model_names_the_known_ones(dataset, model):
+    with pytest.raises(ValueError) as error:
+        train(Config(dataset, model), progress=False, cache=False)
+    message = str(error.value)
+    assert repr(dataset) in message and repr(model) in message
+    assert all(name in message for name in [*chapter.TASKS, *chapter.MODELS])
+
+
+def test_unknown_cell_names_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown cell 'xyz'.*'gru'.*'lstm'.*'rnn'"):
+        train(Config("surnames", "rnn", cell="xyz", limit=20), progress=False, cache=False)
+
+
+def test_config_with_a_misspelt_field_is_refused():
+    with pytest.raises(TypeError, match="epochz"):
+        Config("surnames", "mlp", epochz=1)
+
+
+def test_registries_hold_the_chapters_tasks_and_models():
+    assert set(chapter.DATASETS) <= set(chapter.TASKS)
+    assert {"surnames", "time-machine", "recall", "first-names", "spaces"} <= set(chapter.TASKS)
+    assert {"mlp", "cnn", "rnn", "classifier", "tagger"} <= set(chapter.MODELS)
+    assert set(chapter.WINDOW_MODELS) <= set(chapter.MODELS)
+    assert all(callable(f) for f in [*chapter.TASKS.values(), *chapter.MODELS.values()])
+
+
+def test_tasks_cut_to_the_limit():
+    config = TINY["surnames", "rnn"]
+    task = chapter.TASKS["surnames"](config)
+    names_in = lambda batches: sum(int((Y != chapter.IGNORE_INDEX).any(0).sum()) for _, Y in batches)
+    assert names_in(task.held_out["train"][0]) == 300
+    assert names_in(task.held_out["valid"][0]) == names_in(task.held_out["test"][0]) == 300 // 4
+    assert names_in(task.train()) == 300  # one epoch: every training name once
+    assert task.num_tokens == len(task.vocab) and not task.stateful
+
+
+# ---------------------------------------------------------------------------------------------
+# The cache of trained runs
+# ---------------------------------------------------------------------------------------------
+
+
+def _refuse_to_train(*args, **kwargs):
+    raise RuntimeError("fit was called: the run was trained, not loaded")
+
+
+def test_a_second_train_loads_the_cached_run(tmp_path, monkeypatch):
+    config = TINY["surnames", "mlp"]
+    assert chapter.runs_dir() == tmp_path / "runs"
+    first = train(config, progress=False)
+    files = list((tmp_path / "runs").iterdir())
+    assert len(files) == 1 and files[0].name.startswith("surnames-mlp-") and files[0].suffix == ".pt"
+    monkeypatch.setattr(chapter, "fit", _refuse_to_train)
+    second = train(config, progress=False)  # loaded: fit is never called
+    assert second.config == config and second.nll == first.nll and second.history == first.history
+    assert second.vocab.itos == first.vocab.itos
+    assert second.model is not first.model and _equal_state_dicts(second.model, first.model)
+    valid = chapter.TASKS[config.dataset](config).valid
+    assert chapter.evaluate(second.model, valid) == pytest.approx(first.nll["valid"], rel=1e-6)
+    with pytest.raises(RuntimeError, match="fit was called"):
+        train(config, progress=False, cache=False)  # cache=False always trains
+    with pytest.raises(RuntimeError, match="fit was called"):
+        train(dataclasses.replace(config, seed=1), progress=False)  # another config: not in the cache
+    assert len(list((tmp_path / "runs").iterdir())) == 1  # and cache=False wrote nothing
+
+
+def test_cache_false_neither_reads_nor_writes(tmp_path):
+    train(TINY["surnames", "mlp"], progress=False, cache=False)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_runs_dir_defaults_to_the_data_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv("CHAPTER_RUNS_DIR")
+    monkeypatch.setenv("CHAPTER_DATA_DIR", str(tmp_path / "data"))
+    assert chapter.runs_dir() == tmp_path / "data" / "runs"
+
+
+def test_an_unwritable_cache_warns_and_still_returns_the_run(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("CHAPTER_RUNS_DIR", str(blocker / "runs"))
+    with pytest.warns(UserWarning, match="CHAPTER_RUNS_DIR"):
+        run = train(TINY["surnames", "mlp"], progress=False)
+    assert set(run.nll) == {"train", "valid", "test"}
+
+
+# ---------------------------------------------------------------------------------------------
+# fit: the training loop
+# ---------------------------------------------------------------------------------------------
+
+
+class Lookup(nn.Module):
+    """The smallest next-token model: logits = a learned table row per (single) input token."""
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.table = nn.Embedding(vocab_size, vocab_size)
+
+    def forward(self, X):  # (N, 1) -> (N, V)
+        return self.table(X[:, -1])
+
+
+def _toy(mapping, repeats=16):
+    X = torch.tensor([[x] for x in mapping] * repeats)
+    Y = torch.tensor(list(mapping.values()) * repeats)
+    return X, Y
+
+
+def test_fit_decreases_the_loss_on_a_tiny_problem():
+    torch.manual_seed(0)
+    X, Y = _toy({0: 1, 1: 2, 2: 3, 3: 0})
+    model = Lookup(4)
+    batches = [(X[i:i + 16], Y[i:i + 16]) for i in range(0, len(X), 16)]
+    before = chapter.evaluate(model, batches)
+    history = fit(model, batches, batches, epochs=20, lr=0.1, progress=False)
+    assert len(history.train_loss) == len(history.valid_loss) == len(history.lr) == 20
+    assert history.train_loss[-1] < 0.2 * history.train_loss[0]
+    assert chapter.evaluate(model, batches) < 0.05 < before
+    assert history.steps == 20 * len(batches) and history.seconds > 0
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_fit_without_validation_data(optimizer):
+    torch.manual_seed(0)
+    X, Y = _toy({0: 1, 1: 0})
+    history = fit(Lookup(2), [(X, Y)], epochs=5, lr=0.1, optimizer=optimizer, patience=1, progress=False)
+    assert len(history.train_loss) == 5 and history.valid_loss == []  # no validation: no early stopping
+    assert history.best_epoch == -1 and history.best_valid == math.inf
+    assert history.train_loss[-1] < history.train_loss[0]
+
+
+def test_fit_calls_a_batch_function_once_per_epoch():
+    torch.manual_seed(0)
+    X, Y = _toy({0: 1, 1: 0})
+    calls = []
+
+    def epoch():
+        calls.append(1)
+        yield X, Y
+
+    history = fit(Lookup(2), epoch, [(X, Y)], epochs=3, lr=0.1, progress=False)
+    assert len(calls) == 3 and history.train_loss[-1] < history.train_loss[0]
+
+
+def test_fit_and_evaluate_refuse_one_shot_iterators():
+    X, Y = _toy({0: 1, 1: 0})
+    for train_data, valid_data in [(iter([(X, Y)]), None), ([(X, Y)], ((X, Y) for _ in range(1)))]:
+        with pytest.raises(TypeError, match=r"one-shot.*list of \(X, Y\) batches.*function returning fresh"):
+            fit(Lookup(2), train_data, valid_data, epochs=2, progress=False)
+    with pytest.raises(TypeError, match="one-shot generator"):
+        chapter.evaluate(Lookup(2), ((X, Y) for _ in range(1)))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(epochs=0), "epochs"), (dict(patience=0), "patience"), (dict(decays=-1), "decays"),
+    (dict(lr_decay=1.0), "lr_decay"), (dict(lr_decay=0.0), "lr_decay"), (dict(optimizer="adam"), "optimizer"),
+])
+def test_fit_rejects_bad_arguments(kwargs, match):
+    X, Y = _toy({0: 1})
+    with pytest.raises(ValueError, match=match):
+        fit(Lookup(2), [(X, Y)], [(X, Y)], progress=False, **kwargs)
+
+
+def test_fit_rejects_data_without_batches():
+    with pytest.raises(ValueError, match="no batches"):
+        fit(Lookup(2), [], progress=False)
+
+
+# --- the schedule: one rule for early stopping and learning-rate drops ---------------------------
+
+
+def expected_schedule(valid_loss, lr, patience, decays, lr_decay, min_delta=0.0, stop_below=None):
+    """The rule of fit, replayed on a sequence of validation losses: (learning rate per epoch,
+    number of epochs run if it stopped early, else None)."""
+    lrs, best, waited = [], math.inf, 0
+    for epoch, valid in enumerate(valid_loss):
+        lrs.append(lr)
+        waited = 0 if valid < best - min_delta else waited + 1
+        best = min(best, valid)
+        if stop_below is not None and valid < stop_below:
+            return lrs, epoch + 1
+        if patience is not None and waited >= patience:
+            if decays == 0:
+                return lrs, epoch + 1
+            decays, waited, lr = decays - 1, 0, lr * lr_decay
+    return lrs, None
+
+
+def assert_consistent(history: History, epochs, lr, patience, decays, lr_decay, min_delta=0.0, stop_below=None):
+    """History agrees with the rule: best epoch, learning-rate drops and stopping point."""
+    valid = history.valid_loss
+    assert history.best_epoch == min(range(len(valid)), key=valid.__getitem__)
+    assert history.best_valid == min(valid)
+    lrs, stopped = expected_schedule(valid, lr, patience, decays, lr_decay, min_delta, stop_below)
+    assert history.lr == lrs
+    assert len(valid) == (stopped or epochs)
+
+
+class Scripted(nn.Module):
+    """A two-class model whose validation loss at the i-th evaluation is scripted: losses[i].
+
+    In training it is an ordinary (learnable) model, so fit can take its steps."""
+
+    def __init__(self, losses):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(2))
+        self.losses, self.calls = list(losses), 0
+
+    def forward(self, X):
+        if self.training:
+            return self.w.expand(len(X), 2)
+        loss = self.losses[min(self.calls, len(self.losses) - 1)]
+        self.calls += 1
+        a = math.log(math.expm1(loss))  # -log softmax([0, a])[0] = log(1 + e^a) = loss
+        return torch.tensor([0.0, a]).expand(len(X), 2)
+
+
+SCRIPT_DATA = [(torch.zeros(4, 1, dtype=torch.long), torch.zeros(4, dtype=torch.long))]
+
+
+def _fit_scripted(losses, **kwargs):
+    return fit(Scripted(losses), SCRIPT_DATA, SCRIPT_DATA, progress=False, **kwargs)
+
+
+def test_lr_drops_after_patience_epochs_without_an_improvement_of_min_delta():
+    losses = [1.0, 0.95, 0.949, 0.948, 0.9, 0.95, 0.96, 0.97, 0.98]
+    kwargs = dict(epochs=20, lr=0.1, patience=2, decays=1, lr_decay=0.5, min_delta=0.01)
+    h = _fit_scripted(losses, **kwargs)
+    # 0.949 and 0.948 improve by less than min_delta: a plateau (though each is the new best);
+    # the lr halves after epoch 3; 0.9 is a real improvement; two worse epochs then stop training
+    assert h.lr == [0.1] * 4 + [0.05] * 3
+    assert h.best_epoch == 4 and h.best_valid == pytest.approx(0.9, abs=1e-6)
+    assert h.valid_loss == pytest.approx(losses[:7], abs=1e-6)
+    assert_consistent(h, **kwargs)
+
+
+def test_small_improvements_count_without_min_delta():
+    losses = [1.0 - 0.001 * i for i in range(8)]
+    h = _fit_scripted(losses, epochs=8, lr=0.1, patience=1, decays=0)
+    assert len(h.valid_loss) == 8 and h.lr == [0.1] * 8 and h.best_epoch == 7
+
+
+def test_without_patience_training_runs_every_epoch():
+    h = _fit_scripted([1.0, 2.0, 3.0, 4.0], epochs=4, lr=0.1, patience=None, decays=3)
+    assert h.lr == [0.1] * 4 and h.best_epoch == 0
+
+
+def test_stop_below_stops_once_the_validation_loss_is_lower():
+    kwargs = dict(epochs=10, lr=0.1, patience=None, decays=0, lr_decay=0.2, stop_below=0.1)
+    h = _fit_scripted([1.0, 0.5, 0.05, 0.01], **kwargs)
+    assert len(h.valid_loss) == 3 and h.best_epoch == 2
+    assert_consistent(h, **kwargs)
+
+
+def test_decays_restore_the_best_weights_and_training_ends_with_them():
+    # Training teaches x -> x; validation wants x -> x + 1, so validation only gets worse after
+    # the first epoch. Each drop of the learning rate goes back to the weights of epoch 0.
+    torch.manual_seed(0)
+    train_data = [_toy({0: 0, 1: 1, 2: 2})]  # one batch: train_loss[e] is the loss at epoch e's start
+    valid = [_toy({0: 1, 1: 2, 2: 0})]
+    model = Lookup(3)
+    kwargs = dict(epochs=50, lr=0.05, patience=2, decays=2, lr_decay=0.5)
+    h = fit(model, train_data, valid, progress=False, **kwargs)
+    assert h.best_epoch == 0
+    assert h.lr == [0.05] * 3 + [0.025] * 2 + [0.0125] * 2  # stopped after 1 + 2 * 3 epochs
+    assert_consistent(h, **kwargs)
+    # epochs 1, 3 and 5 all start from the weights of epoch 0
+    assert h.train_loss[3] == h.train_loss[1] and h.train_loss[5] == h.train_loss[1]
+    assert h.train_loss[2] != h.train_loss[1]
+    assert chapter.evaluate(model, valid) == h.best_valid
+
+
+def test_a_real_runs_history_follows_the_rule():
+    config = dataclasses.replace(TINY["surnames", "rnn"], epochs=8, patience=1, decays=2, lr=0.2)
+    h = train(config, progress=False, cache=False).history
+    assert h.lr[-1] < config.lr  # too large a rate: the validation loss stalls and the rate drops
+    assert_consistent(h, config.epochs, config.lr, config.patience, config.decays, config.lr_decay,
+                      config.min_delta, config.stop_below)
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices
+# ---------------------------------------------------------------------------------------------
+
+
+def test_get_device_honours_chapter_device(monkeypatch):
+    assert chapter.get_device() == torch.device("cpu")
+    monkeypatch.setenv("CHAPTER_DEVICE", " CPU ")
+    assert chapter.get_device() == torch.device("cpu")
+    monkeypatch.setenv("CHAPTER_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="cpu, cuda or mps"):
+        chapter.get_device()
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("CHAPTER_DEVICE", "cuda")
+        with pytest.raises(RuntimeError, match="unset CHAPTER_DEVICE"):
+            chapter.get_device()
+    monkeypatch.delenv("CHAPTER_DEVICE")
+    assert chapter.get_device().type in ("cpu", "cuda", "mps")
