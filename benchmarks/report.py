@@ -47,22 +47,25 @@ def seed_summary(records: dict, split: str = "test", metric: str = "nll") -> dic
 
 
 def lr_grid_table(records: dict) -> str:
-    """The learning-rate grid: validation NLL of every cell at every rate (seed 0), best marked *."""
+    """The grid: validation NLL of every cell at every learning rate and dropout rate (seed 0), best marked *."""
     rows = records.get("lr_grid", [])
     if not rows:
-        return "(no learning-rate grid recorded)"
-    rates = sorted({r["lr"] for r in rows})
-    lines = [f"{'dataset':13s} {'cell':5s} " + "".join(f"{f'lr {lr:g}':>11s}" for lr in rates)]
+        return "(no grid recorded)"
+    points = sorted({(r["lr"], r.get("dropout", 0.0)) for r in rows})
+    head = "".join(f"{f'{lr:g}, {d:g}':>13s}" for lr, d in points)
+    lines = ["validation NLL (nats/char) after training with each (learning rate, dropout); * = chosen",
+             f"{'dataset':13s} {'cell':5s} {head}"]
     for dataset in DATASETS:
         for cell in ("rnn", "gru", "lstm"):
-            mine = {r["lr"]: r["valid_nll"] for r in rows if r["dataset"] == dataset and r["cell"] == cell}
+            mine = {(r["lr"], r.get("dropout", 0.0)): r["valid_nll"] for r in rows
+                    if r["dataset"] == dataset and r["cell"] == cell}
             if not mine:
                 continue
             best = min(mine, key=mine.get)
-            cells = "".join(f"{mine[lr]:10.3f}{'*' if lr == best else ' '}" if lr in mine else f"{'':11s}"
-                            for lr in rates)
+            cells = "".join(f"{mine[p]:12.3f}{'*' if p == best else ' '}" if p in mine else f"{'':13s}"
+                            for p in points)
             lines.append(f"{dataset:13s} {cell.upper():5s} {cells}")
-    return "validation NLL (nats/char) after training with each learning rate; * = chosen\n" + "\n".join(lines)
+    return "\n".join(lines)
 
 
 def recall_seed_table(records: dict) -> str:

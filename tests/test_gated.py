@@ -13,14 +13,7 @@ from hypothesis import strategies as st
 import chapter
 from chapter import GRU, LSTM, RNN, StackedRNN
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: one thread is faster, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread (conftest.py)
 
 
 PAIRS = [(GRU, torch.nn.GRU), (LSTM, torch.nn.LSTM)]
@@ -517,9 +510,11 @@ def test_gated_configs(key):
     base = chapter.RNN_CONFIGS[dataset]
     assert config.dataset == dataset and config.model == "rnn" and config.cell in chapter.CELLS
     assert config.label == label.split(",")[0]
-    assert config.lr == chapter.LEARNING_RATES[dataset, config.cell] and config.lr in chapter.LR_GRID
-    # only the cell, its size and its learning rate differ from the RNN's configuration
-    assert dataclasses.replace(config, cell="rnn", hidden_size=base.hidden_size, lr=base.lr) == base
+    assert (config.lr, config.dropout) == chapter.CHOSEN[dataset, config.cell] and config.lr in chapter.LR_GRID
+    # only the cell, its size, its learning rate and its dropout differ from the RNN's configuration
+    assert dataclasses.replace(config, cell="rnn", hidden_size=base.hidden_size, lr=base.lr,
+                               dropout=base.dropout) == base
+    assert (base.lr, base.dropout) == chapter.CHOSEN[dataset, "rnn"]  # notebook 03's RNN is the grid's choice
     if "units" in label:
         assert config.hidden_size == chapter.EQUAL_PARAMETERS[config.cell]
 

@@ -233,7 +233,8 @@ def test_bidirectional_on_the_gpu_equals_cpu_and_torch(kind):
 @pytest.mark.parametrize("config", [
     dataclasses.replace(chapter.WINDOW_CONFIGS["surnames", "cnn"], hidden_size=16, limit=300, epochs=1),
     dataclasses.replace(chapter.RNN_CONFIGS["time-machine"], cell="lstm", hidden_size=16, limit=1200, epochs=1),
-    dataclasses.replace(chapter.NAME_CLASSIFIERS["both ways", "mean"], hidden_size=8, limit=300, epochs=1),
+    dataclasses.replace(chapter.NAME_CLASSIFIERS["both ways", "last"], readout="mean", hidden_size=8, limit=300,
+                        epochs=1),
 ], ids=["surnames cnn", "book lstm", "names both ways"])
 def test_train_on_the_gpu_and_load_from_the_cache(config, tmp_path, monkeypatch):
     monkeypatch.setenv("CHAPTER_DEVICE", DEVICE)

@@ -11,14 +11,7 @@ from hypothesis import strategies as st
 import chapter
 from chapter import RNN, RNNLanguageModel, Vocab, clip_gradients, sample
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: one thread is faster, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread (conftest.py)
 
 
 def _pair(T, B, D, H, dtype=torch.float64, bias=True, seed=0, fast=True):
