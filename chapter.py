@@ -972,15 +972,16 @@ def fit(model: torch.nn.Module, train_data, valid_data=None, *, epochs: int = 10
     opt = _optimizer(model, optimizer, lr, weight_decay)
     history, best_state, waited = History(), None, 0
     start = time.perf_counter()
-    bar = tqdm(range(epochs), desc=desc, disable=not progress, file=sys.stdout, ncols=100, mininterval=1.0,
+    bar = tqdm(total=epochs, desc=desc, disable=not progress, file=sys.stdout, ncols=100, mininterval=1.0,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} epochs{postfix}")
-    for epoch in bar:
+    for epoch in range(epochs):
         history.lr.append(opt.param_groups[0]["lr"])
         train_loss, steps = _train_epoch(model, train_data, opt, clip, stateful, device)
         history.train_loss.append(train_loss)
         history.steps += steps
         if valid_data is None:
             bar.set_postfix(train=f"{train_loss:.3f}", refresh=False)
+            bar.update()
             continue
         valid = evaluate(model, valid_data, stateful=stateful)
         if math.isnan(valid):
@@ -988,6 +989,7 @@ def fit(model: torch.nn.Module, train_data, valid_data=None, *, epochs: int = 10
                                      "try a smaller learning rate (lr) or gradient clipping (clip)")
         history.valid_loss.append(valid)
         bar.set_postfix(train=f"{train_loss:.3f}", valid=f"{valid:.3f}", refresh=False)
+        bar.update()  # the bar counts the epochs run, also when the rule stops training early
         waited = 0 if valid < history.best_valid - min_delta else waited + 1
         if valid < history.best_valid:
             history.best_epoch, history.best_valid = epoch, valid
@@ -2485,14 +2487,19 @@ def _reverse_each(x: torch.Tensor, lengths) -> torch.Tensor:
 
 
 def _run(cell: nn.Module, x: torch.Tensor, lengths):
-    """Run ``cell`` over x (T, B, D); with lengths, step it and freeze each sequence's state at its end.
+    """Run ``cell`` over x (T, B, D); with lengths, each sequence's state is the one at its own end.
 
     Returns outputs (T, B, H), zero at padded positions, and the state after step lengths[b] - 1.
     """
     if lengths is None:
         return cell(x)  # the cell's own loop over whole sequences
     real = torch.arange(x.shape[0], device=x.device)[:, None] < lengths  # (T, B): True at real tokens
-    state, outputs = None, []
+    out, state = cell(x)  # padding comes after each sequence's real tokens, so it cannot change them
+    if isinstance(state, torch.Tensor) and torch.equal(out[-1], state):
+        # The state is the output itself (RNN, GRU): read it off at each sequence's last real step.
+        last = (lengths - 1)[None, :, None].expand(1, *out.shape[1:])  # (1, B, H)
+        return out.masked_fill(~real[:, :, None], 0.0), out.gather(0, last)[0]
+    state, outputs = None, []  # a state of its own (LSTM's cell c): step, freezing ended sequences
     for x_t, real_t in zip(x.split(1), real[:, :, None].unbind(0)):  # (1, B, D), (B, 1)
         out, new_state = cell(x_t, state)  # (1, B, H)
         # Step 0 is real for every sequence (lengths >= 1), so its new state is always kept.
