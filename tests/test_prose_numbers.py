@@ -95,7 +95,29 @@ def _prose(markdown: str) -> str:
     for pattern in ALLOWED_EXPRESSIONS:
         text = re.sub(pattern, " ", text)
     # LaTeX writes thousands separators as 179{,}692 or 179\,692
-    return re.sub(r"(?<=\d)(?:\{,\}|\\,)(?=\d{3}(?!\d))", ",", text)
+    text = re.sub(r"(?<=\d)(?:\{,\}|\\,)(?=\d{3}(?!\d))", ",", text)
+    return _drop_checked_arithmetic(text)
+
+
+_INT = r"\d{1,3}(?:,\d{3})+|\d+"
+_SUM = re.compile(rf"(?<![\d.,])((?:{_INT})(?:\s*\+\s*(?:{_INT}))+)\s*=\s*({_INT})(?![\d.])")
+_RATIO = re.compile(r"(?<![\d.])(\d+)\s*/\s*(\d+)\s*=\s*(\d+\.\d+)(?!\d)")
+
+
+def _drop_checked_arithmetic(text: str) -> str:
+    """Remove the terms of arithmetic the prose works out and that checks: the addends of
+    "768 + 49,408 + 8,224 = 58,400" (the total stays, and must be printed) and a fraction's value
+    "1/8 = 0.125". Arithmetic that does not check is left alone, so its numbers are still tested."""
+    def total(m):
+        terms = [int(t.replace(",", "")) for t in re.split(r"\s*\+\s*", m.group(1))]
+        return f" = {m.group(2)}" if sum(terms) == int(m.group(2).replace(",", "")) else m.group(0)
+
+    def ratio(m):
+        a, b, value = int(m.group(1)), int(m.group(2)), m.group(3)
+        decimals = len(value.split(".")[1])
+        return " " if b and f"{a / b:.{decimals}f}" == value else m.group(0)
+
+    return _RATIO.sub(ratio, _SUM.sub(total, text))
 
 
 def prose_numbers(markdown: str) -> list[str]:
@@ -177,6 +199,17 @@ def test_checker_catches_a_planted_wrong_number():
     nb = _notebook(["The model reaches 1.506 nats, against 1.507 for the baseline (0.033 better)."],
                    ["model 1.506 nats, baseline 1.539, difference 0.033\n"])
     assert [number for _, number, _ in unprinted_numbers(nb)] == ["1.507"]
+
+
+def test_checker_accepts_arithmetic_that_checks_and_nothing_else():
+    nb = _notebook(["That is $768 + 49{,}408 + 8{,}224 = 58{,}400$, and chance is $1/8 = 0.125$."],
+                   ["58,400 parameters\n"])
+    assert unprinted_numbers(nb) == []
+    nb = _notebook(["That is $768 + 49{,}408 + 8{,}225 = 58{,}400$, and chance is $1/8 = 0.126$."],
+                   ["58,400 parameters\n"])
+    assert [number for _, number, _ in unprinted_numbers(nb)] == ["49,408", "8,225", "0.126"]
+    nb = _notebook(["That is $768 + 49{,}408 + 8{,}224 = 58{,}400$."], ["58,401 parameters\n"])
+    assert [number for _, number, _ in unprinted_numbers(nb)] == ["58,400"]
 
 
 def test_checker_requires_the_printed_precision():
