@@ -93,6 +93,61 @@ def recall_seed_table(records: dict) -> str:
     return "\n".join(lines)
 
 
+def context_curve_table(records: dict) -> str:
+    """Test NLL on the book with the state reset every k characters: mean ± std over the seeds,
+    with the causal CNN and the best n-gram model as references."""
+    rows = records.get("context_curve", [])
+    if not rows:
+        return "(no context curves recorded)"
+    spans = list(dict.fromkeys(r["k"] for r in rows))
+    lines = ["test NLL (nats/char) with the state reset every k characters; mean ± std over seeds",
+             f"{'k':>6s}" + "".join(f"{m:>17s}" for m in dict.fromkeys(r["model"] for r in rows))]
+    for k in spans:
+        cells = []
+        for model in dict.fromkeys(r["model"] for r in rows):
+            s = _mean_std([r["nll"] for r in rows if r["model"] == model and r["k"] == k])
+            cells.append(f"{s['mean']:.3f} ± {s['std']:.3f}")
+        lines.append(f"{k!s:>6s}" + "".join(f"{c:>17s}" for c in cells))
+    test = seed_summary(records, "test")
+    for model in ("causal CNN", "n-gram"):
+        s = test.get(("time-machine", model))
+        if s:
+            lines.append(f"reference, {model}: {s['mean']:.3f} ± {s['std']:.3f}")
+    return "\n".join(lines)
+
+
+def context_chart(records: dict, path: Path) -> bool:
+    rows = records.get("context_curve", [])
+    if not rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.hashsalt"] = "chapter-bench"
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    spans = [k for k in dict.fromkeys(r["k"] for r in rows) if k != "never"]
+    for i, model in enumerate(dict.fromkeys(r["model"] for r in rows)):
+        stats = [_mean_std([r["nll"] for r in rows if r["model"] == model and r["k"] == k]) for k in spans]
+        ax.errorbar(spans, [s["mean"] for s in stats], yerr=[s["std"] for s in stats], fmt="o-", ms=3,
+                    capsize=2, color=f"C{i}", label=model)
+    test = seed_summary(records, "test")
+    for model, style in (("causal CNN", "--"), ("n-gram", "-.")):
+        s = test.get(("time-machine", model))
+        if s:
+            ax.axhline(s["mean"], color="gray", ls=style, label=f"{model} (mean over seeds)")
+    ax.set(xscale="log", xlabel="k (characters between resets of the state)", ylabel="test NLL (nats/char)",
+           title="The Time Machine: context used by each cell", ylim=(None, 2.2))
+    ax.set_xticks(spans, [str(k) for k in spans])
+    ax.minorticks_off()
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Date": None})
+    plt.close(fig)
+    return True
+
+
 def _fmt(value, spec: str) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
@@ -215,6 +270,10 @@ def write_report(results: dict, path: Path) -> None:
     chart = path.with_name(path.stem.replace("RESULTS", "results") + ".svg")
     if bar_chart(results, chart):
         lines += [f"![test NLL per model]({chart.name})", ""]
+    lines += ["## How far back the recurrent models look", "", "```", context_curve_table(results), "```", ""]
+    curves = path.with_name(path.stem.replace("RESULTS", "results") + "-context.svg")
+    if context_chart(results, curves):
+        lines += [f"![context curves]({curves.name})", ""]
     lines += ["## Learning-rate grid", "", "```", lr_grid_table(results), "```", "",
               "## Recall task", "", "```", recall_seed_table(results), "```", ""]
     lines += _other_tables(results)

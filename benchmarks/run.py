@@ -9,7 +9,7 @@ Each area is a module ``benchmarks/<area>.py`` with ``run(quick: bool) -> list[d
 is trained with its notebook's configuration and seeds 0, 1 and 2 (seed 0 is the notebooks' run,
 shared through the chapter's cache of trained runs). Quality records carry dataset, model, split,
 seed and the measured numbers (nll and perplexity for language models; accuracy or F1 for notebook
-06's tasks); the learning-rate grid and the recall task have records of their own. This driver
+06's tasks); the learning-rate grid, the context curves and the recall task have records of their own. This driver
 adds device and commit. Records replace earlier ones with the same key, so running one area keeps
 the others. Results: ``benchmarks/results.json`` and ``RESULTS.md``.
 """
@@ -28,9 +28,10 @@ from pathlib import Path
 from chapterkit import git_commit
 
 HERE = Path(__file__).resolve().parent
-AREAS = ["context", "rnn", "grid", "gated", "recall", "beyond", "speed"]  # in chapter order
+AREAS = ["context", "rnn", "grid", "gated", "curves", "recall", "beyond", "speed"]  # in chapter order
 QUALITY_KEYS = ("dataset", "model", "split", "seed")
-OWN_LIST = {"grid": "lr_grid", "recall": "recall", "speed": "speed"}  # areas with records of their own kind
+# areas with records of their own kind
+OWN_LIST = {"grid": "lr_grid", "curves": "context_curve", "recall": "recall", "speed": "speed"}
 
 
 def device_name() -> str:
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
         print(f"[bench] {area}: {len(records)} records in {time.perf_counter() - start:.0f} s", flush=True)
         if area == "speed":
             results["speed"] = merge(results.get("speed", []), [{**stamp, **r} for r in records], speed_key)
-        elif area in OWN_LIST:  # the grid and the recall task: replaced whole
+        elif area in OWN_LIST:  # the grid, the context curves and the recall task: replaced whole
             results[OWN_LIST[area]] = [{**stamp, **r} for r in records]
         else:
             new = [{**check_record(r, area), **stamp} for r in records]

@@ -1,0 +1,30 @@
+"""The benchmark report's tables, on made-up records (nothing is trained)."""
+
+import math
+
+from benchmarks.report import context_curve_table, recall_seed_table, seed_summary
+
+
+def _quality(model, nlls, dataset="time-machine"):
+    return [{"dataset": dataset, "model": model, "split": "test", "seed": s, "nll": v, "perplexity": math.exp(v)}
+            for s, v in enumerate(nlls)]
+
+
+def test_seed_summary_gives_mean_and_sample_std():
+    s = seed_summary({"quality": _quality("RNN", [1.0, 2.0, 3.0])})
+    assert s["time-machine", "RNN"]["mean"] == 2.0
+    assert math.isclose(s["time-machine", "RNN"]["std"], 1.0)  # sample standard deviation (n - 1)
+
+
+def test_context_curve_table_averages_each_k_over_seeds_and_adds_the_references():
+    rows = [{"model": "GRU", "seed": s, "k": k, "nll": v}
+            for s, offset in enumerate((0.0, 0.02)) for k, v in ((1, 2.5 + offset), ("never", 1.4 + offset))]
+    table = context_curve_table({"context_curve": rows, "quality": _quality("causal CNN", [1.45, 1.47])})
+    assert "2.510 ± 0.014" in table and "1.410 ± 0.014" in table
+    assert "reference, causal CNN: 1.460 ± 0.014" in table
+    assert context_curve_table({}) == "(no context curves recorded)"
+
+
+def test_recall_table_reports_mean_and_range():
+    rows = [{"model": "RNN", "span": 10, "seed": s, "accuracy": a} for s, a in enumerate((0.25, 0.23, 1.0))]
+    assert "0.49 (0.23-1.00)" in recall_seed_table({"recall": rows})
