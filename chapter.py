@@ -2494,16 +2494,17 @@ def _run(cell: nn.Module, x: torch.Tensor, lengths):
     if lengths is None:
         return cell(x)  # the cell's own loop over whole sequences
     real = torch.arange(x.shape[0], device=x.device)[:, None] < lengths  # (T, B): True at real tokens
-    out, state = cell(x)  # padding comes after each sequence's real tokens, so it cannot change them
+    out, state = cell(x[:1])  # step 0, real for every sequence (lengths >= 1)
     if isinstance(state, torch.Tensor) and torch.equal(out[-1], state):
-        # The state is the output itself (RNN, GRU): read it off at each sequence's last real step.
+        # The state is the output itself (RNN, GRU): one pass over the whole batch, the state read
+        # off at each sequence's last real step (padding comes after it, so it cannot change it).
+        out, _ = cell(x)  # (T, B, H)
         last = (lengths - 1)[None, :, None].expand(1, *out.shape[1:])  # (1, B, H)
         return out.masked_fill(~real[:, :, None], 0.0), out.gather(0, last)[0]
-    state, outputs = None, []  # a state of its own (LSTM's cell c): step, freezing ended sequences
-    for x_t, real_t in zip(x.split(1), real[:, :, None].unbind(0)):  # (1, B, D), (B, 1)
+    outputs = [out]  # a state of its own (LSTM's cell c): step on, freezing the ended sequences
+    for x_t, real_t in zip(x[1:].split(1), real[1:, :, None].unbind(0)):  # (1, B, D), (B, 1)
         out, new_state = cell(x_t, state)  # (1, B, H)
-        # Step 0 is real for every sequence (lengths >= 1), so its new state is always kept.
-        state = new_state if state is None else _keep_where(real_t, new_state, state)
+        state = _keep_where(real_t, new_state, state)
         outputs.append(out)
     return torch.cat(outputs).masked_fill(~real[:, :, None], 0.0), state  # (T, B, H)
 

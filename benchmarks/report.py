@@ -93,21 +93,27 @@ def recall_seed_table(records: dict) -> str:
     return "\n".join(lines)
 
 
+def _curve_stats(records: dict) -> dict:
+    """model -> {k: {"mean", "std", "n"}} of the recorded context curves, in recorded order."""
+    rows = records.get("context_curve", [])
+    curves: dict[str, dict] = {}
+    for r in rows:
+        curves.setdefault(r["model"], {}).setdefault(r["k"], []).append(r["nll"])
+    return {model: {k: _mean_std(v) for k, v in curve.items()} for model, curve in curves.items()}
+
+
 def context_curve_table(records: dict) -> str:
     """Test NLL on the book with the state reset every k characters: mean ± std over the seeds,
     with the causal CNN and the best n-gram model as references."""
-    rows = records.get("context_curve", [])
-    if not rows:
+    curves = _curve_stats(records)
+    if not curves:
         return "(no context curves recorded)"
-    spans = list(dict.fromkeys(r["k"] for r in rows))
+    spans = list(next(iter(curves.values())))
     lines = ["test NLL (nats/char) with the state reset every k characters; mean ± std over seeds",
-             f"{'k':>6s}" + "".join(f"{m:>17s}" for m in dict.fromkeys(r["model"] for r in rows))]
+             f"{'k':>6s}" + "".join(f"{m:>17s}" for m in curves)]
     for k in spans:
-        cells = []
-        for model in dict.fromkeys(r["model"] for r in rows):
-            s = _mean_std([r["nll"] for r in rows if r["model"] == model and r["k"] == k])
-            cells.append(f"{s['mean']:.3f} ± {s['std']:.3f}")
-        lines.append(f"{k!s:>6s}" + "".join(f"{c:>17s}" for c in cells))
+        cells = [f"{c[k]['mean']:.3f} ± {c[k]['std']:.3f}" for c in curves.values()]
+        lines.append(f"{k!s:>6s}" + "".join(f"{cell:>17s}" for cell in cells))
     test = seed_summary(records, "test")
     for model in ("causal CNN", "n-gram"):
         s = test.get(("time-machine", model))
@@ -117,8 +123,8 @@ def context_curve_table(records: dict) -> str:
 
 
 def context_chart(records: dict, path: Path) -> bool:
-    rows = records.get("context_curve", [])
-    if not rows:
+    curves = _curve_stats(records)
+    if not curves:
         return False
     import matplotlib
 
@@ -127,9 +133,9 @@ def context_chart(records: dict, path: Path) -> bool:
 
     plt.rcParams["svg.hashsalt"] = "chapter-bench"
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    spans = [k for k in dict.fromkeys(r["k"] for r in rows) if k != "never"]
-    for i, model in enumerate(dict.fromkeys(r["model"] for r in rows)):
-        stats = [_mean_std([r["nll"] for r in rows if r["model"] == model and r["k"] == k]) for k in spans]
+    for i, (model, curve) in enumerate(curves.items()):
+        spans = [k for k in curve if k != "never"]
+        stats = [curve[k] for k in spans]
         ax.errorbar(spans, [s["mean"] for s in stats], yerr=[s["std"] for s in stats], fmt="o-", ms=3,
                     capsize=2, color=f"C{i}", label=model)
     test = seed_summary(records, "test")
