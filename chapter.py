@@ -71,6 +71,8 @@ __all__ = [
     'text_windows',
     'IGNORE_INDEX',
     'pad_names',
+    'Parts',
+    'by_length',
     'name_batches',
     'random_batches',
     'sequential_batches',
@@ -601,20 +603,52 @@ def pad_names(names: Sequence[str], vocab: Vocab):
     return X.T.contiguous(), Y.T.contiguous()  # (T, B) each
 
 
+class Parts(tuple):
+    """One training batch cut into parts of similar length, each padded only to its own longest
+    sequence. ``fit`` takes one optimizer step on all the parts together (it adds up their
+    gradients), so the step is the same as on the whole batch; less of the work is padding.
+
+    Explained in notebooks/01-text-data.md, § Sequences for recurrent networks.
+    """
+
+
+def by_length(items: Sequence, parts: int, length=len) -> list[list]:
+    """``items`` sorted by ``length`` (stably) and cut into ``parts`` runs of (nearly) equal size.
+
+    Explained in notebooks/01-text-data.md, § Sequences for recurrent networks.
+    """
+    if not isinstance(parts, int) or parts < 1:
+        raise ValueError(f"parts must be a positive integer, got {parts!r}")
+    items, n = sorted(items, key=length), len(items)
+    cuts = [k * n // parts for k in range(parts + 1)]
+    return [items[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
 def name_batches(names: Sequence[str], vocab: Vocab, batch_size: int, shuffle: bool = True,
-                 generator: torch.Generator | None = None, bucket: bool = False):
+                 generator: torch.Generator | None = None, bucket: bool = False, parts: int = 1):
     """Iterate over (X, Y) batches of names, each padded as in ``pad_names``.
 
     With ``bucket``, names of similar length share a batch: the shuffled names are cut into pools
     of 64 batches, sorted by length within a pool and cut into batches, and the batches are
     shuffled. Every name still appears once per pass; far fewer padded positions are computed.
 
+    With ``parts`` > 1, each batch is yielded as ``Parts``: its names sorted by length and cut
+    into ``parts`` pieces, each an (X, Y) padded to its own longest name. The batches are the
+    same as with ``parts=1``; only the padding differs.
+
     Explained in notebooks/01-text-data.md, § Sequences for recurrent networks.
     """
+    by_length([], parts)  # checks parts
     order = torch.randperm(len(names), generator=generator).tolist() if shuffle else list(range(len(names)))
+
+    def batch(chosen):
+        if parts == 1:
+            return pad_names(chosen, vocab)
+        return Parts(pad_names(piece, vocab) for piece in by_length(chosen, parts))
+
     if not bucket:
         for i in range(0, len(names), batch_size):
-            yield pad_names([names[j] for j in order[i:i + batch_size]], vocab)
+            yield batch([names[j] for j in order[i:i + batch_size]])
         return
     pool, batches = 64 * batch_size, []
     for i in range(0, len(order), pool):
@@ -622,7 +656,7 @@ def name_batches(names: Sequence[str], vocab: Vocab, batch_size: int, shuffle: b
         batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
     shuffled = torch.randperm(len(batches), generator=generator).tolist() if shuffle else range(len(batches))
     for b in shuffled:
-        yield pad_names([names[j] for j in batches[b]], vocab)
+        yield batch([names[j] for j in batches[b]])
 
 
 # %% notebooks/01-text-data.md · § Sequences for recurrent networks (2)
@@ -920,21 +954,35 @@ def _optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: float
 
 
 def _train_epoch(model, data, optimizer, clip, stateful: bool, device) -> tuple[float, int]:
-    """One pass over the training batches; returns the mean training loss and the number of steps."""
+    """One pass over the training batches; returns the mean training loss and the number of steps.
+
+    A batch is an (X, Y) pair, or ``Parts`` of one (notebook 01): then each part's summed loss,
+    divided by the whole batch's number of targets, is backpropagated in turn, and the gradients
+    add up to those of the batch's mean loss before the one step.
+    """
     model.train()
     total, count, steps, state = 0.0, 0, 0, None
-    for X, Y in _batches(data):
-        X, Y = X.to(device), Y.to(device)
-        logits, state = _logits_and_state(model, X, state, stateful)
-        state = _detach(state)  # truncated BPTT: the next batch's gradient stops here
-        loss = next_token_loss(logits, Y)
+    for batch in _batches(data):
+        pieces = batch if isinstance(batch, Parts) else (batch,)
+        if stateful and len(pieces) > 1:
+            raise ValueError("a stateful model carries its state from batch to batch: its batches cannot "
+                             "come in Parts")
+        n = sum(int((Y != IGNORE_INDEX).sum()) for _, Y in pieces)  # targets in the whole batch
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        for X, Y in pieces:
+            X, Y = X.to(device), Y.to(device)
+            logits, state = _logits_and_state(model, X, state, stateful)
+            state = _detach(state)  # truncated BPTT: the next batch's gradient stops here
+            if len(pieces) == 1:
+                loss = next_token_loss(logits, Y)
+            else:  # this part's share of the batch's mean loss
+                loss = next_token_loss(logits, Y, reduction="sum") / n
+            loss.backward()
+            total += loss.item() * n
         if clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
-        n = int((Y != IGNORE_INDEX).sum())
-        total, count, steps = total + loss.item() * n, count + n, steps + 1
+        count, steps = count + n, steps + 1
     if steps == 0:
         raise ValueError("the training data produced no batches: is it smaller than one batch?")
     return total / max(count, 1), steps
@@ -1112,6 +1160,7 @@ class Config:
     num_steps: int = 32  # the book, recurrent models: characters per piece of truncated BPTT
     stateful: bool = True  # the book, recurrent models: carry the state from piece to piece
     bucket: bool = False  # names, recurrent models: batch names of similar length together
+    parts: int = 1  # names, recurrent models: compute each batch in this many parts of similar length
     span: int = 10  # the recall task: steps between the symbol and the query (notebook 05)
     optimizer: str = "adamw"  # or "sgd"
     lr: float = 3e-3
@@ -1127,7 +1176,7 @@ class Config:
     limit: int | None = None  # train on the first `limit` examples only (quick mode)
 
     def __post_init__(self):
-        for name in ("hidden_size", "block_size", "batch_size", "num_steps", "epochs", "patience", "span"):
+        for name in ("hidden_size", "block_size", "batch_size", "num_steps", "epochs", "patience", "span", "parts"):
             if name == "patience" and self.patience is None:
                 continue
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
@@ -1203,7 +1252,8 @@ def surnames_task(config: Config) -> Task:
     generator = torch.Generator().manual_seed(config.seed)
 
     def train_batches():
-        return name_batches(train, vocab, config.batch_size, generator=generator, bucket=config.bucket)
+        return name_batches(train, vocab, config.batch_size, generator=generator, bucket=config.bucket,
+                            parts=config.parts)
 
     # held-out names sorted by length, in large batches: little time is spent on padding
     held_out = {split: (list(name_batches(sorted(names, key=len), vocab, 1024, shuffle=False)), False)
@@ -1607,7 +1657,7 @@ def rnn_model(config: Config, task: Task) -> nn.Module:
 MODELS["rnn"] = rnn_model
 
 RNN_CONFIGS = {  # dataset -> Config; one-hot input (embedding_dim=None), so X_t U is the textbook's
-    "surnames": Config("surnames", "rnn", hidden_size=256, embedding_dim=None, batch_size=128, lr=5e-3,
+    "surnames": Config("surnames", "rnn", hidden_size=256, embedding_dim=None, batch_size=128, parts=3, lr=5e-3,
                        dropout=0.0, epochs=12, min_delta=0.01),
     "time-machine": Config("time-machine", "rnn", hidden_size=256, embedding_dim=None, num_steps=32, batch_size=32,
                            lr=5e-3, dropout=0.0, epochs=30, min_delta=0.01),
@@ -2116,14 +2166,15 @@ def _lstm_local_derivatives(C, G, TC):
     Returns K = [K_i, K_f, K_g, K_o] (T, B, 4H) and P (T, B, H).
     """
     i, f, g, o = G.chunk(4, dim=-1)  # (T, B, H) each
-    # (T, B, H) products written into K block by block, in place, to keep temporaries few
-    K = torch.empty_like(G)
+    # (T, B, H) products written into K block by block, in place, with one scratch buffer for the
+    # factors 1 - x: on a CPU, each fresh buffer of this size costs page faults, not just arithmetic
+    K, P, one_minus = torch.empty_like(G), torch.empty_like(TC), torch.empty_like(TC)
     K_i, K_f, K_g, K_o = K.chunk(4, dim=-1)
-    torch.mul(i, 1 - i, out=K_i).mul_(g)
-    torch.mul(f, 1 - f, out=K_f).mul_(C[:-1])
-    torch.mul(1 - g * g, i, out=K_g)
-    torch.mul(o, 1 - o, out=K_o).mul_(TC)
-    P = (1 - TC * TC).mul_(o)
+    torch.mul(i, torch.neg(i, out=one_minus).add_(1), out=K_i).mul_(g)  # i (1 - i) g
+    torch.mul(f, torch.neg(f, out=one_minus).add_(1), out=K_f).mul_(C[:-1])
+    torch.mul(torch.mul(g, g, out=one_minus).neg_().add_(1), i, out=K_g)  # (1 - g^2) i
+    torch.mul(o, torch.neg(o, out=one_minus).add_(1), out=K_o).mul_(TC)
+    torch.mul(TC, TC, out=P).neg_().add_(1).mul_(o)  # (1 - tanh(c)^2) o
     return K, P
 
 

@@ -120,10 +120,72 @@ def test_registries_hold_the_chapters_tasks_and_models():
     assert all(callable(f) for f in [*chapter.TASKS.values(), *chapter.MODELS.values()])
 
 
+def _pieces(batches):
+    """The (X, Y) pairs of a pass, with the Parts of a batch taken one by one."""
+    return [piece for batch in batches for piece in (batch if isinstance(batch, chapter.Parts) else [batch])]
+
+
+def test_by_length_cuts_sorted_runs_of_nearly_equal_size():
+    words = ["ab", "a", "abcd", "abc", "abcde", "b", "abcdef"]
+    runs = chapter.by_length(words, 3)
+    assert [len(run) for run in runs] == [2, 2, 3]
+    assert sum(runs, []) == sorted(words, key=len)  # stable: "a" before "b"
+    assert chapter.by_length(["x"], 4) == [["x"]]  # no empty runs
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="parts"):
+            chapter.by_length(words, bad)
+
+
+def _name_lists(batch, vocab):
+    """The names in a batch of names (or in all its parts), sorted."""
+    return sorted(vocab.decode(Y[:, b][Y[:, b] != chapter.IGNORE_INDEX][:-1].tolist()).strip()
+                  for X, Y in _pieces([batch]) for b in range(X.shape[1]))
+
+
+def test_name_batches_in_parts_hold_the_same_names_with_less_padding():
+    vocab, train_names, _, _ = chapter.splits("surnames")
+    names = train_names[:1000]
+    plain, cut = (list(chapter.name_batches(names, vocab, 128, generator=torch.Generator().manual_seed(3),
+                                            parts=parts)) for parts in (1, 3))
+    assert len(plain) == len(cut) and all(isinstance(batch, chapter.Parts) and len(batch) == 3 for batch in cut)
+    assert all(_name_lists(p, vocab) == _name_lists(c, vocab) for p, c in zip(plain, cut))
+    padded = lambda batches: sum(Y.numel() for _, Y in _pieces(batches))
+    assert padded(cut) < 0.8 * padded(plain)  # about 0.42 of the plain batches' positions are real; parts: 0.7
+
+
+def test_a_step_on_parts_is_the_step_on_the_whole_batch():
+    vocab, train_names, _, _ = chapter.splits("surnames")
+    batch = next(chapter.name_batches(train_names[:64], vocab, 64, generator=torch.Generator().manual_seed(0)))
+    parts = chapter.Parts(chapter.pad_names(run, vocab) for run in chapter.by_length(
+        [vocab.decode(Y[:, b][Y[:, b] != chapter.IGNORE_INDEX][:-1].tolist())
+         for X, Y in [batch] for b in range(X.shape[1])], 4))
+    steps = []
+    for data in ([batch], [parts]):
+        torch.manual_seed(0)
+        model = chapter.RNNLanguageModel(len(vocab), 8, cell=chapter.GRU).double()
+        before = [p.detach().clone() for p in model.parameters()]
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        loss, n = chapter._train_epoch(model, data, opt, 1.0, False, torch.device("cpu"))
+        steps.append((loss, [p.detach().clone() for p in model.parameters()]))
+    (loss_whole, after_whole), (loss_parts, after_parts) = steps
+    assert n == 1 and abs(loss_whole - loss_parts) < 1e-12
+    assert all(torch.allclose(a, b, rtol=0, atol=1e-12) for a, b in zip(after_whole, after_parts))
+    assert all(not torch.equal(a, b) for a, b in zip(after_whole, before))  # the step moved every weight
+
+
+def test_a_stateful_model_refuses_parts():
+    vocab, train_names, _, _ = chapter.splits("surnames")
+    parts = chapter.Parts(chapter.pad_names(run, vocab) for run in chapter.by_length(train_names[:8], 2))
+    model = chapter.RNNLanguageModel(len(vocab), 4)
+    with pytest.raises(ValueError, match="Parts"):
+        chapter._train_epoch(model, [parts], torch.optim.SGD(model.parameters(), lr=0.1), None, True,
+                             torch.device("cpu"))
+
+
 def test_tasks_cut_to_the_limit():
     config = TINY["surnames", "rnn"]
     task = chapter.TASKS["surnames"](config)
-    names_in = lambda batches: sum(int((Y != chapter.IGNORE_INDEX).any(0).sum()) for _, Y in batches)
+    names_in = lambda batches: sum(int((Y != chapter.IGNORE_INDEX).any(0).sum()) for _, Y in _pieces(batches))
     assert names_in(task.held_out["train"][0]) == 300
     assert names_in(task.held_out["valid"][0]) == names_in(task.held_out["test"][0]) == 300 // 4
     assert names_in(task.train()) == 300  # one epoch: every training name once
