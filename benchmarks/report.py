@@ -102,6 +102,24 @@ def _curve_stats(records: dict) -> dict:
     return {model: {k: _mean_std(v) for k, v in curve.items()} for model, curve in curves.items()}
 
 
+def _pyplot():
+    """matplotlib's pyplot with a headless backend (only inside the benchmark process) and stable SVG ids."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.hashsalt"] = "chapter-bench"
+    return plt
+
+
+def _save(plt, fig, path: Path) -> None:
+    """Write the figure without a date, so that an unchanged chart gives an unchanged file."""
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Date": None})
+    plt.close(fig)
+
+
 def context_curve_table(records: dict) -> str:
     """Test NLL on the book with the state reset every k characters: mean ± std over the seeds,
     with the causal CNN and the best n-gram model as references."""
@@ -126,12 +144,7 @@ def context_chart(records: dict, path: Path) -> bool:
     curves = _curve_stats(records)
     if not curves:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["svg.hashsalt"] = "chapter-bench"
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for i, (model, curve) in enumerate(curves.items()):
         spans = [k for k in curve if k != "never"]
@@ -148,9 +161,7 @@ def context_chart(records: dict, path: Path) -> bool:
     ax.set_xticks(spans, [str(k) for k in spans])
     ax.minorticks_off()
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Date": None})
-    plt.close(fig)
+    _save(plt, fig, path)
     return True
 
 
@@ -238,12 +249,7 @@ def bar_chart(records: dict, path: Path) -> bool:
     datasets = [d for d in DATASETS if any(key[0] == d for key in test)]
     if not datasets:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)  # only inside the benchmark process
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["svg.hashsalt"] = "chapter-bench"
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.2), squeeze=False)
     for ax, d in zip(axes[0], datasets):
         rows = sorted(((m, s) for (dd, m), s in test.items() if dd == d and m != "uniform"),
@@ -255,9 +261,7 @@ def bar_chart(records: dict, path: Path) -> bool:
         ax.set(xlabel="test NLL, mean ± std over seeds (nats/char)", title=DATASETS[d])
         ax.invert_yaxis()
         ax.set_xlim(min(means) - 0.15, max(means) + 0.1)
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Date": None})
-    plt.close(fig)
+    _save(plt, fig, path)
     return True
 
 
