@@ -47,14 +47,14 @@ def seed_summary(records: dict, split: str = "test", metric: str = "nll") -> dic
 
 
 def lr_grid_table(records: dict) -> str:
-    """The grid: validation NLL of every cell at every learning rate and dropout rate (seed 0), best marked *."""
+    """The grid: validation NLL of every cell at every learning rate (a row each) and dropout rate (a
+    column each), seed 0; the lowest of each cell is marked *."""
     rows = records.get("lr_grid", [])
     if not rows:
         return "(no grid recorded)"
-    points = sorted({(r["lr"], r.get("dropout", 0.0)) for r in rows})
-    head = "".join(f"{f'{lr:g}, {d:g}':>13s}" for lr, d in points)
-    lines = ["validation NLL (nats/char) after training with each (learning rate, dropout); * = chosen",
-             f"{'dataset':13s} {'cell':5s} {head}"]
+    rates = sorted({r.get("dropout", 0.0) for r in rows})
+    lines = ["validation NLL (nats/char) after training with each learning rate and dropout rate; * = chosen",
+             f"{'dataset':13s} {'cell':5s} {'lr':>6s}" + "".join(f"{f'dropout {d:g}':>13s}" for d in rates)]
     for dataset in DATASETS:
         for cell in ("rnn", "gru", "lstm"):
             mine = {(r["lr"], r.get("dropout", 0.0)): r["valid_nll"] for r in rows
@@ -62,9 +62,10 @@ def lr_grid_table(records: dict) -> str:
             if not mine:
                 continue
             best = min(mine, key=mine.get)
-            cells = "".join(f"{mine[p]:12.3f}{'*' if p == best else ' '}" if p in mine else f"{'':13s}"
-                            for p in points)
-            lines.append(f"{dataset:13s} {cell.upper():5s} {cells}")
+            for lr in sorted({lr for lr, _ in mine}):
+                cells = "".join(f"{mine[lr, d]:12.3f}{'*' if (lr, d) == best else ' '}" if (lr, d) in mine
+                                else f"{'':13s}" for d in rates)
+                lines.append(f"{dataset:13s} {cell.upper():5s} {lr:6g}{cells}")
     return "\n".join(lines)
 
 

@@ -2,7 +2,7 @@
 
 import math
 
-from benchmarks.report import context_curve_table, recall_seed_table, seed_summary
+from benchmarks.report import context_curve_table, lr_grid_table, recall_seed_table, seed_summary
 
 
 def _quality(model, nlls, dataset="time-machine"):
@@ -28,3 +28,13 @@ def test_context_curve_table_averages_each_k_over_seeds_and_adds_the_references(
 def test_recall_table_reports_mean_and_range():
     rows = [{"model": "RNN", "span": 10, "seed": s, "accuracy": a} for s, a in enumerate((0.25, 0.23, 1.0))]
     assert "0.49 (0.23-1.00)" in recall_seed_table({"recall": rows})
+
+
+def test_grid_table_has_a_row_per_learning_rate_and_marks_each_cells_best():
+    rows = [{"dataset": "surnames", "cell": "gru", "lr": lr, "dropout": d, "valid_nll": v}
+            for lr, d, v in ((1e-3, 0.0, 2.10), (1e-3, 0.2, 2.05), (1e-2, 0.0, 2.01), (1e-2, 0.2, 2.07))]
+    lines = lr_grid_table({"lr_grid": rows}).splitlines()
+    assert "dropout 0" in lines[1] and "dropout 0.2" in lines[1]
+    assert lines[2].split()[2:] == ["0.001", "2.100", "2.050"]
+    assert lines[3].split()[2:] == ["0.01", "2.010*", "2.070"]
+    assert lr_grid_table({}) == "(no grid recorded)"
