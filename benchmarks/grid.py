@@ -14,7 +14,7 @@ def run(quick: bool) -> list[dict]:
     for dataset, base in chapter.RNN_CONFIGS.items():
         for cell in ("rnn", "gru", "lstm"):
             for lr in chapter.LR_GRID[:1] if quick else chapter.LR_GRID:
-                for dropout in chapter.DROPOUT_GRID[dataset]:
+                for dropout in chapter.DROPOUT_GRID:
                     run_ = chapter.train(dataclasses.replace(base, cell=cell, lr=lr, dropout=dropout), progress=False)
                     records.append({"dataset": dataset, "cell": cell, "lr": lr, "dropout": dropout,
                                     "valid_nll": run_.nll["valid"], "test_nll": run_.nll["test"],

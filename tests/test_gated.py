@@ -520,6 +520,19 @@ def test_gated_configs(key):
 
 
 @pytest.mark.parametrize("dataset", chapter.DATASETS)
+def test_chosen_is_the_best_point_of_the_recorded_grid(dataset):
+    """CHOSEN holds, for every cell, the grid point with the lowest validation loss in the committed
+    benchmark records, and those records cover the whole grid (LR_GRID by DROPOUT_GRID)."""
+    from benchmarks.report import load_records
+
+    grid = [r for r in load_records().get("lr_grid", []) if r["dataset"] == dataset]
+    for cell in ("rnn", "gru", "lstm"):
+        points = {(r["lr"], r["dropout"]): r["valid_nll"] for r in grid if r["cell"] == cell}
+        assert set(points) == {(lr, d) for lr in chapter.LR_GRID for d in chapter.DROPOUT_GRID}, cell
+        assert min(points, key=points.get) == chapter.CHOSEN[dataset, cell], cell
+
+
+@pytest.mark.parametrize("dataset", chapter.DATASETS)
 def test_equal_parameter_sizes_have_about_the_rnns_parameters(dataset):
     vocab_size = len(chapter.splits(dataset)[0])
     task = chapter.Task(None, lambda: [], [], {}, num_tokens=vocab_size)
