@@ -365,7 +365,7 @@ def fetch(path: str) -> Path:
             f"{spec.path}: SHA-256 {digest} does not match the expected {spec.sha256}; nothing "
             "was saved. The source may have changed or the transfer broke: retry, or check the "
             "mirror's copy.")
-    tmp = target.with_name(target.name + ".part")
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.part")  # one per process: two may fetch at once
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(data)
@@ -1351,13 +1351,19 @@ def _save_run(run: Run) -> None:
     path = _run_path(run.config)
     saved = {"state_dict": {k: v.cpu() for k, v in run.model.state_dict().items()},
              "history": dataclasses.asdict(run.history), "nll": run.nll}
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.part")  # one per process: notebooks may run side by side
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(saved, path.with_suffix(".part"))
-        os.replace(path.with_suffix(".part"), path)  # atomic, like the data files
+        torch.save(saved, tmp)
+        os.replace(tmp, path)  # atomic, like the data files
     except OSError as err:
         warnings.warn(f"could not cache the trained model in {path.parent} ({err}); set CHAPTER_RUNS_DIR "
                       "to a writable directory to keep runs between notebooks", stacklevel=3)
+    finally:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # nothing was written there
 
 
 # %% notebooks/02-context-models.md · § Experiments: one configuration, one driver (5)

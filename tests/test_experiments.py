@@ -7,6 +7,8 @@ under a second or two.
 
 import dataclasses
 import math
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -237,6 +239,30 @@ def test_an_unwritable_cache_warns_and_still_returns_the_run(tmp_path, monkeypat
     with pytest.warns(UserWarning, match="CHAPTER_RUNS_DIR"):
         run = train(TINY["surnames", "mlp"], progress=False)
     assert set(run.nll) == {"train", "valid", "test"}
+
+
+def test_a_save_that_breaks_off_leaves_neither_a_run_nor_a_partial_file(tmp_path, monkeypatch):
+    def disk_full(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"half a model")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(chapter.torch, "save", disk_full)
+    with pytest.warns(UserWarning, match="could not cache"):
+        run = train(TINY["surnames", "mlp"], progress=False)
+    assert set(run.nll) == {"train", "valid", "test"}
+    assert list((tmp_path / "runs").iterdir()) == []  # no half-written .part, no run
+
+
+def test_runs_saved_by_processes_side_by_side_do_not_share_a_temporary_file(tmp_path, monkeypatch):
+    written = []
+
+    def record(obj, f, *args, **kwargs):
+        written.append(Path(f).name)
+        Path(f).write_bytes(b"")
+
+    monkeypatch.setattr(chapter.torch, "save", record)
+    train(TINY["surnames", "mlp"], progress=False)
+    assert len(written) == 1 and f".{os.getpid()}." in written[0] and written[0].endswith(".part")
 
 
 # ---------------------------------------------------------------------------------------------
