@@ -134,8 +134,8 @@ __all__ = [
     'StackedRNN',
     'LR_GRID',
     'DROPOUT_GRID',
-    'CHOSEN',
     'EQUAL_PARAMETERS',
+    'CHOSEN',
     'GATED_CONFIGS',
     'RECALL_BATCHES',
     'recall_vocab_size',
@@ -2298,21 +2298,25 @@ CELLS.update(gru=GRU, lstm=LSTM)
 
 LR_GRID = (2e-3, 5e-3, 1e-2, 2e-2)  # the learning rates every cell is tried with
 DROPOUT_GRID = (0.0, 0.2, 0.4)  # and the dropout rates (on the recurrent layer's outputs)
-CHOSEN = {  # (dataset, cell) -> (lr, dropout): the grid point with the lowest validation loss at 256 units
-    ("surnames", "rnn"): (5e-3, 0.0), ("surnames", "gru"): (5e-3, 0.2), ("surnames", "lstm"): (1e-2, 0.2),
-    ("time-machine", "rnn"): (5e-3, 0.0), ("time-machine", "gru"): (1e-2, 0.2), ("time-machine", "lstm"): (2e-2, 0.4),
-}
 EQUAL_PARAMETERS = {"gru": 145, "lstm": 124}  # hidden sizes with about the parameters of the RNN's 256
+CHOSEN = {  # (dataset, cell, hidden size) -> (lr, dropout): the grid point with the lowest validation loss
+    ("surnames", "rnn", 256): (5e-3, 0.0),
+    ("surnames", "gru", 256): (5e-3, 0.2), ("surnames", "gru", 145): (5e-3, 0.0),
+    ("surnames", "lstm", 256): (1e-2, 0.2), ("surnames", "lstm", 124): (1e-2, 0.0),
+    ("time-machine", "rnn", 256): (5e-3, 0.0),
+    ("time-machine", "gru", 256): (1e-2, 0.2), ("time-machine", "gru", 145): (1e-2, 0.2),
+    ("time-machine", "lstm", 256): (2e-2, 0.4), ("time-machine", "lstm", 124): (2e-2, 0.2),
+}
 
 
 def _cell_configs(dataset: str) -> dict:
     base = RNN_CONFIGS[dataset]
     configs = {"RNN": base}
     for cell in ("gru", "lstm"):
-        lr, dropout = CHOSEN[dataset, cell]
-        configs[cell.upper()] = replace(base, cell=cell, lr=lr, dropout=dropout)
-        configs[f"{cell.upper()}, {EQUAL_PARAMETERS[cell]} units"] = replace(
-            configs[cell.upper()], hidden_size=EQUAL_PARAMETERS[cell])
+        for size in (base.hidden_size, EQUAL_PARAMETERS[cell]):
+            lr, dropout = CHOSEN[dataset, cell, size]
+            label = cell.upper() if size == base.hidden_size else f"{cell.upper()}, {size} units"
+            configs[label] = replace(base, cell=cell, hidden_size=size, lr=lr, dropout=dropout)
     return configs
 
 

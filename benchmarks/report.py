@@ -47,25 +47,26 @@ def seed_summary(records: dict, split: str = "test", metric: str = "nll") -> dic
 
 
 def lr_grid_table(records: dict) -> str:
-    """The grid: validation NLL of every cell at every learning rate (a row each) and dropout rate (a
-    column each), seed 0; the lowest of each cell is marked *."""
+    """The grid: validation NLL of every cell and hidden size at every learning rate (a row each) and
+    dropout rate (a column each), seed 0; the lowest of each cell and size is marked *."""
     rows = records.get("lr_grid", [])
     if not rows:
         return "(no grid recorded)"
-    rates = sorted({r.get("dropout", 0.0) for r in rows})
+    rates = sorted({r["dropout"] for r in rows})
     lines = ["validation NLL (nats/char) after training with each learning rate and dropout rate; * = chosen",
-             f"{'dataset':13s} {'cell':5s} {'lr':>6s}" + "".join(f"{f'dropout {d:g}':>13s}" for d in rates)]
+             f"{'dataset':13s} {'cell':5s} {'units':>5s} {'lr':>6s}"
+             + "".join(f"{f'dropout {d:g}':>13s}" for d in rates)]
     for dataset in DATASETS:
         for cell in ("rnn", "gru", "lstm"):
-            mine = {(r["lr"], r.get("dropout", 0.0)): r["valid_nll"] for r in rows
-                    if r["dataset"] == dataset and r["cell"] == cell}
-            if not mine:
-                continue
-            best = min(mine, key=mine.get)
-            for lr in sorted({lr for lr, _ in mine}):
-                cells = "".join(f"{mine[lr, d]:12.3f}{'*' if (lr, d) == best else ' '}" if (lr, d) in mine
-                                else f"{'':13s}" for d in rates)
-                lines.append(f"{dataset:13s} {cell.upper():5s} {lr:6g}{cells}")
+            for size in sorted({r["hidden_size"] for r in rows if r["dataset"] == dataset and r["cell"] == cell},
+                               reverse=True):
+                mine = {(r["lr"], r["dropout"]): r["valid_nll"] for r in rows
+                        if r["dataset"] == dataset and r["cell"] == cell and r["hidden_size"] == size}
+                best = min(mine, key=mine.get)
+                for lr in sorted({lr for lr, _ in mine}):
+                    cells = "".join(f"{mine[lr, d]:12.3f}{'*' if (lr, d) == best else ' '}" if (lr, d) in mine
+                                    else f"{'':13s}" for d in rates)
+                    lines.append(f"{dataset:13s} {cell.upper():5s} {size:5d} {lr:6g}{cells}")
     return "\n".join(lines)
 
 

@@ -510,26 +510,32 @@ def test_gated_configs(key):
     base = chapter.RNN_CONFIGS[dataset]
     assert config.dataset == dataset and config.model == "rnn" and config.cell in chapter.CELLS
     assert config.label == label.split(",")[0]
-    assert (config.lr, config.dropout) == chapter.CHOSEN[dataset, config.cell] and config.lr in chapter.LR_GRID
+    assert (config.lr, config.dropout) == chapter.CHOSEN[dataset, config.cell, config.hidden_size]
+    assert config.lr in chapter.LR_GRID and config.dropout in chapter.DROPOUT_GRID
     # only the cell, its size, its learning rate and its dropout differ from the RNN's configuration
     assert dataclasses.replace(config, cell="rnn", hidden_size=base.hidden_size, lr=base.lr,
                                dropout=base.dropout) == base
-    assert (base.lr, base.dropout) == chapter.CHOSEN[dataset, "rnn"]  # notebook 03's RNN is the grid's choice
+    # notebook 03's RNN is the grid's choice
+    assert (base.lr, base.dropout) == chapter.CHOSEN[dataset, "rnn", base.hidden_size]
     if "units" in label:
         assert config.hidden_size == chapter.EQUAL_PARAMETERS[config.cell]
 
 
 @pytest.mark.parametrize("dataset", chapter.DATASETS)
 def test_chosen_is_the_best_point_of_the_recorded_grid(dataset):
-    """CHOSEN holds, for every cell, the grid point with the lowest validation loss in the committed
-    benchmark records, and those records cover the whole grid (LR_GRID by DROPOUT_GRID)."""
+    """CHOSEN holds, for every cell and size of the dataset's configurations, the grid point with the
+    lowest validation loss in the committed benchmark records, and those records cover the whole grid
+    (LR_GRID by DROPOUT_GRID)."""
     from benchmarks.report import load_records
 
     grid = [r for r in load_records().get("lr_grid", []) if r["dataset"] == dataset]
-    for cell in ("rnn", "gru", "lstm"):
-        points = {(r["lr"], r["dropout"]): r["valid_nll"] for r in grid if r["cell"] == cell}
-        assert set(points) == {(lr, d) for lr in chapter.LR_GRID for d in chapter.DROPOUT_GRID}, cell
-        assert min(points, key=points.get) == chapter.CHOSEN[dataset, cell], cell
+    models = {(c.cell, c.hidden_size) for (d, _), c in chapter.GATED_CONFIGS.items() if d == dataset}
+    assert models == {(cell, size) for d, cell, size in chapter.CHOSEN if d == dataset}
+    for cell, size in models:
+        points = {(r["lr"], r["dropout"]): r["valid_nll"] for r in grid
+                  if r["cell"] == cell and r["hidden_size"] == size}
+        assert set(points) == {(lr, d) for lr in chapter.LR_GRID for d in chapter.DROPOUT_GRID}, (cell, size)
+        assert min(points, key=points.get) == chapter.CHOSEN[dataset, cell, size], (cell, size)
 
 
 @pytest.mark.parametrize("dataset", chapter.DATASETS)

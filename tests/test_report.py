@@ -31,10 +31,12 @@ def test_recall_table_reports_mean_and_range():
 
 
 def test_grid_table_has_a_row_per_learning_rate_and_marks_each_cells_best():
-    rows = [{"dataset": "surnames", "cell": "gru", "lr": lr, "dropout": d, "valid_nll": v}
-            for lr, d, v in ((1e-3, 0.0, 2.10), (1e-3, 0.2, 2.05), (1e-2, 0.0, 2.01), (1e-2, 0.2, 2.07))]
+    rows = [{"dataset": "surnames", "cell": "gru", "hidden_size": h, "lr": lr, "dropout": d, "valid_nll": v}
+            for h, lr, d, v in ((256, 1e-3, 0.0, 2.10), (256, 1e-3, 0.2, 2.05), (256, 1e-2, 0.0, 2.01),
+                                (256, 1e-2, 0.2, 2.07), (145, 1e-3, 0.0, 2.04), (145, 1e-3, 0.2, 2.08))]
     lines = lr_grid_table({"lr_grid": rows}).splitlines()
     assert "dropout 0" in lines[1] and "dropout 0.2" in lines[1]
-    assert lines[2].split()[2:] == ["0.001", "2.100", "2.050"]
-    assert lines[3].split()[2:] == ["0.01", "2.010*", "2.070"]
+    assert lines[2].split()[2:] == ["256", "0.001", "2.100", "2.050"]
+    assert lines[3].split()[2:] == ["256", "0.01", "2.010*", "2.070"]  # each size has its own best point
+    assert lines[4].split()[2:] == ["145", "0.001", "2.040*", "2.080"]
     assert lr_grid_table({}) == "(no grid recorded)"
