@@ -1,8 +1,9 @@
 """Read ``results.json`` and summarise it: seed statistics, tables for the notebooks, RESULTS.md.
 
-The notebooks import ``load_records``, ``seed_summary``, ``lr_grid_table``, ``recall_seed_table`` and
-``scoreboard`` to show the multi-seed results next to their own single run; ``write_report`` writes
-RESULTS.md and the bar chart. Nothing here trains anything.
+The notebooks import ``load_records``, ``seed_summary``, ``lr_grid_table``, ``recall_seed_table``,
+``cell_speed_table`` and ``scoreboard`` to show the multi-seed results and the recorded timings next
+to their own single run; ``write_report`` writes RESULTS.md and the bar chart. Nothing here trains
+anything.
 """
 
 from __future__ import annotations
@@ -226,6 +227,27 @@ def speed_table(records: list[dict]) -> list[str]:
         lines.append("| " + " | ".join(_fmt(r.get(k), ".2f") if isinstance(r.get(k), float)
                                        else str(r.get(k, "")) for k in keys) + " |")
     return lines
+
+
+def cell_speed_table(records: dict, device: str) -> str:
+    """Each cell's time as a multiple of torch.nn's (forward + backward), a row per shape and cell
+    and a column per variant, from the speed records of the device whose name starts with ``device``."""
+    rows = [r for r in records.get("speed", []) if r.get("kind") == "cell fwd+bwd" and r["device"].startswith(device)]
+    if not rows:
+        return f"(no {device} timings recorded)"
+    cells = ("RNN", "GRU", "LSTM")
+    table: dict[tuple, dict] = {}
+    for r in rows:  # model "chapter.GRU (fast, CUDA graph) vs torch.nn.GRU", shape "B=64 T=64 D=32 H=256"
+        name, variant = r["model"].removeprefix("chapter.").split(" vs ")[0].removesuffix(")").split(" (", 1)
+        shape = tuple(int(part.split("=")[1]) for part in r["shape"].split())
+        table.setdefault((shape, cells.index(name)), {})[variant] = r["ratio"]
+    variants = list(dict.fromkeys(v for ratios in table.values() for v in ratios))
+    lines = [f"time as a multiple of torch.nn's, forward + backward; {rows[0]['device']}",
+             f"{'cell':5s} {'(B, T, D, H)':22s}" + "".join(f"{v:>18s}" for v in variants)]
+    for (shape, cell), ratios in sorted(table.items()):
+        lines.append(f"{cells[cell]:5s} {str(shape):22s}" + "".join(
+            f"{ratios[v]:18.2f}" if v in ratios else f"{'':18s}" for v in variants))
+    return "\n".join(lines)
 
 
 def _other_tables(records: dict) -> list[str]:

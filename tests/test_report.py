@@ -2,7 +2,7 @@
 
 import math
 
-from benchmarks.report import context_curve_table, lr_grid_table, recall_seed_table, seed_summary
+from benchmarks.report import cell_speed_table, context_curve_table, lr_grid_table, recall_seed_table, seed_summary
 
 
 def _quality(model, nlls, dataset="time-machine"):
@@ -40,3 +40,22 @@ def test_grid_table_has_a_row_per_learning_rate_and_marks_each_cells_best():
     assert lines[3].split()[2:] == ["256", "0.01", "2.010*", "2.070"]  # each size has its own best point
     assert lines[4].split()[2:] == ["145", "0.001", "2.040*", "2.080"]
     assert lr_grid_table({}) == "(no grid recorded)"
+
+
+def test_cell_speed_table_has_a_row_per_shape_and_cell_and_a_column_per_variant():
+    def record(name, variant, shape, ratio, device="cuda: Some GPU (torch 9)"):
+        return {"kind": "cell fwd+bwd", "model": f"chapter.{name} ({variant}) vs torch.nn.{name}", "shape": shape,
+                "device": device, "ratio": ratio}
+
+    speed = [record("LSTM", "fast", "B=64 T=8 D=4 H=16", 3.0),
+             record("GRU", "fast, CUDA graph", "B=64 T=8 D=4 H=16", 0.9),
+             record("GRU", "fast", "B=64 T=8 D=4 H=16", 2.5), record("RNN", "fast", "B=8 T=8 D=4 H=16", 4.0),
+             record("RNN", "fast", "B=8 T=8 D=4 H=16", 1.1, device="cpu"), {"kind": "export", "device": "cpu"}]
+    lines = cell_speed_table({"speed": speed}, "cuda").splitlines()
+    assert lines[0].endswith("cuda: Some GPU (torch 9)")
+    assert lines[1].split()[-4:] == ["fast", "fast,", "CUDA", "graph"]
+    assert [line.split()[0] for line in lines[2:]] == ["RNN", "GRU", "LSTM"]  # smaller shape first, then cell order
+    assert lines[2].split()[-1] == "4.00" and lines[3].split()[-2:] == ["2.50", "0.90"]
+    assert lines[4].split()[-1] == "3.00"  # no CUDA-graph timing: the column is left empty
+    assert cell_speed_table({"speed": speed}, "cpu").splitlines()[2].split()[-1] == "1.10"
+    assert cell_speed_table({"speed": speed}, "mps") == "(no mps timings recorded)"
