@@ -332,6 +332,23 @@ def _cache_error(what: str, err: OSError) -> DataCacheError:
         "this one, then retry.")
 
 
+def _write_atomically(path: Path, write) -> None:
+    """Write ``path`` by calling ``write(tmp)`` on a temporary file named for this process (two
+    processes may write the same file at once), then rename it into place: readers see the old
+    file or the whole new one. If anything fails the temporary file is removed and the OSError
+    propagates."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        os.replace(tmp, path)  # atomic
+    finally:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # nothing was written there
+
+
 def fetch(path: str) -> Path:
     """Return the local path of a dataset file, downloading and verifying it if needed.
 
@@ -365,18 +382,10 @@ def fetch(path: str) -> Path:
             f"{spec.path}: SHA-256 {digest} does not match the expected {spec.sha256}; nothing "
             "was saved. The source may have changed or the transfer broke: retry, or check the "
             "mirror's copy.")
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.part")  # one per process: two may fetch at once
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, target)  # atomic: readers see the old state or the whole file
+        _write_atomically(target, lambda tmp: tmp.write_bytes(data))
     except OSError as err:
         raise _cache_error(f"could not save {target}", err) from None
-    finally:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass  # nothing was written there
     return target
 
 
@@ -1351,19 +1360,11 @@ def _save_run(run: Run) -> None:
     path = _run_path(run.config)
     saved = {"state_dict": {k: v.cpu() for k, v in run.model.state_dict().items()},
              "history": dataclasses.asdict(run.history), "nll": run.nll}
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.part")  # one per process: notebooks may run side by side
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(saved, tmp)
-        os.replace(tmp, path)  # atomic, like the data files
+        _write_atomically(path, lambda tmp: torch.save(saved, tmp))  # like the data files
     except OSError as err:
         warnings.warn(f"could not cache the trained model in {path.parent} ({err}); set CHAPTER_RUNS_DIR "
                       "to a writable directory to keep runs between notebooks", stacklevel=3)
-    finally:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass  # nothing was written there
 
 
 # %% notebooks/02-context-models.md · § Experiments: one configuration, one driver (5)

@@ -10,32 +10,23 @@ import dataclasses
 import chapter
 
 
-def models(base: chapter.Config) -> list[tuple[str, int]]:
-    """(cell, hidden size) of every model the grid tunes."""
-    return [(cell, size) for cell in ("rnn", "gru", "lstm")
-            for size in (base.hidden_size, chapter.EQUAL_PARAMETERS.get(cell)) if size is not None]
-
-
 def run(quick: bool) -> list[dict]:
     records = []
-    for dataset, base in chapter.RNN_CONFIGS.items():
-        for cell, size in models(base):
-            for lr in chapter.LR_GRID[:1] if quick else chapter.LR_GRID:
-                for dropout in chapter.DROPOUT_GRID:
-                    config = dataclasses.replace(base, cell=cell, hidden_size=size, lr=lr, dropout=dropout)
-                    run_ = chapter.train(config, progress=False)
-                    records.append({"dataset": dataset, "cell": cell, "hidden_size": size, "lr": lr, "dropout": dropout,
-                                    "valid_nll": run_.nll["valid"], "test_nll": run_.nll["test"],
-                                    "epochs": len(run_.history.train_loss),
-                                    "train_seconds": round(run_.history.seconds, 1), "seed": 0})
-                    print(f"  {dataset:13s} {cell:5s} {size:4d} lr {lr:g} dropout {dropout:g}: "
-                          f"valid {run_.nll['valid']:.4f} ({len(run_.history.train_loss)} epochs, "
-                          f"{run_.history.seconds:.0f} s)", flush=True)
-    for dataset, base in chapter.RNN_CONFIGS.items():
-        for cell, size in models(base):
-            mine = [r for r in records if r["dataset"] == dataset and r["cell"] == cell and r["hidden_size"] == size]
-            best = min(mine, key=lambda r: r["valid_nll"])
-            if (best["lr"], best["dropout"]) != chapter.CHOSEN[dataset, cell, size] and not quick:
-                print(f"  WARNING: {dataset} {cell} {size}: the grid picks lr {best['lr']:g}, dropout "
-                      f"{best['dropout']:g}, but chapter.CHOSEN says {chapter.CHOSEN[dataset, cell, size]}")
+    for (dataset, _), chosen in chapter.GATED_CONFIGS.items():  # every cell and size the notebook trains
+        cell, size = chosen.cell, chosen.hidden_size
+        for lr in chapter.LR_GRID[:1] if quick else chapter.LR_GRID:
+            for dropout in chapter.DROPOUT_GRID:
+                run_ = chapter.train(dataclasses.replace(chosen, lr=lr, dropout=dropout), progress=False)
+                records.append({"dataset": dataset, "cell": cell, "hidden_size": size, "lr": lr, "dropout": dropout,
+                                "valid_nll": run_.nll["valid"], "test_nll": run_.nll["test"],
+                                "epochs": len(run_.history.train_loss),
+                                "train_seconds": round(run_.history.seconds, 1), "seed": 0})
+                print(f"  {dataset:13s} {cell:5s} {size:4d} lr {lr:g} dropout {dropout:g}: "
+                      f"valid {run_.nll['valid']:.4f} ({len(run_.history.train_loss)} epochs, "
+                      f"{run_.history.seconds:.0f} s)", flush=True)
+        mine = [r for r in records if r["dataset"] == dataset and r["cell"] == cell and r["hidden_size"] == size]
+        best = min(mine, key=lambda r: r["valid_nll"])
+        if (best["lr"], best["dropout"]) != (chosen.lr, chosen.dropout) and not quick:
+            print(f"  WARNING: {dataset} {cell} {size}: the grid picks lr {best['lr']:g}, dropout "
+                  f"{best['dropout']:g}, but chapter.CHOSEN says {(chosen.lr, chosen.dropout)}")
     return records
