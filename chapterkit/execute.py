@@ -205,6 +205,7 @@ def execute_notebook(md: Path, out: Path, quick: bool, timeout: float | None = N
     mode (-1: none). Returns the seconds the notebook took. Raises ``NotebookFailed`` if a cell
     fails; ``out`` is then left as it was and the partly executed notebook goes to ``failed_dir``.
     """
+    source = source_hash(md, quick)  # before reading: an edit during the run must make it stale
     nb = read_notebook(md)
     stable_cell_ids(nb)
     if timeout is None:
@@ -247,7 +248,7 @@ def execute_notebook(md: Path, out: Path, quick: bool, timeout: float | None = N
             cell.outputs = tidy_streams(cell.outputs)
     nb.metadata.pop("widgets", None)
     nb.metadata["jupytext"] = {"formats": "ipynb,md:myst"}
-    nb.metadata[METADATA_KEY] = {"mode": "quick" if quick else "full", "source_sha256": source_hash(md, quick)}
+    nb.metadata[METADATA_KEY] = {"mode": "quick" if quick else "full", "source_sha256": source}
     _write(nb, out)
     return elapsed
 

@@ -108,3 +108,17 @@ def test_runner_skips_up_to_date_notebooks_and_names_a_failing_cell(tmp_path, ca
     assert (tmp_path / "failed" / "07-toy.ipynb").exists()
     assert nbformat.read(out / "07-toy.ipynb", as_version=4) == nb  # the last good run is kept
     assert "without encryption" not in capfd.readouterr().err  # the kernel talks over IPC, not TCP
+
+
+@pytest.mark.notebooks
+def test_a_notebook_edited_while_it_runs_is_not_up_to_date(tmp_path):
+    """The outputs belong to the text the run started from; an edit made meanwhile (say, to the
+    prose while a long notebook trains) must leave the notebook stale, to be run again."""
+    from chapterkit.execute import execute_notebook, is_up_to_date
+
+    md = tmp_path / "07-toy.md"
+    md.write_text(TOY + "\n```{code-cell} ipython3\nopen('07-toy.md', 'a').write('Edited.\\n')\n```\n")
+    out = tmp_path / "07-toy.ipynb"
+    execute_notebook(md, out, quick=True, failed_dir=tmp_path / "failed")
+    assert md.read_text().endswith("Edited.\n")
+    assert not is_up_to_date(md, out, quick=True)  # (a notebook that leaves its text alone is: above)
