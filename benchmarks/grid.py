@@ -1,7 +1,7 @@
 """The grid of notebook 05: every cell, at 256 units and (the gated ones) at the size with the RNN's
-parameter count, with every learning rate of LR_GRID and every dropout rate of DROPOUT_GRID, seed 0;
-the grid point with the lowest validation loss is the one chapter.CHOSEN must hold (a warning says
-when it does not)."""
+parameter count, with every learning rate of LR_GRID and every dropout rate of DROPOUT_GRID (both
+per dataset), seed 0; the grid point with the lowest validation loss is the one chapter.CHOSEN must
+hold (a warning says when it does not)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ def run(quick: bool) -> list[dict]:
     records = []
     for (dataset, _), chosen in chapter.GATED_CONFIGS.items():  # every cell and size the notebook trains
         cell, size = chosen.cell, chosen.hidden_size
-        for lr in chapter.LR_GRID[:1] if quick else chapter.LR_GRID:
-            for dropout in chapter.DROPOUT_GRID:
+        rates = chapter.LR_GRID[dataset]
+        for lr in rates[:1] if quick else rates:
+            for dropout in chapter.DROPOUT_GRID[dataset]:
                 run_ = chapter.train(dataclasses.replace(chosen, lr=lr, dropout=dropout), progress=False)
                 records.append({"dataset": dataset, "cell": cell, "hidden_size": size, "lr": lr, "dropout": dropout,
                                 "valid_nll": run_.nll["valid"], "test_nll": run_.nll["test"],

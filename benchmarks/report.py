@@ -67,7 +67,7 @@ def lr_grid_table(records: dict) -> str:
                 for lr in sorted({lr for lr, _ in mine}):
                     cells = "".join(f"{mine[lr, d]:12.3f}{'*' if (lr, d) == best else ' '}" if (lr, d) in mine
                                     else f"{'':13s}" for d in rates)
-                    lines.append(f"{dataset:13s} {cell.upper():5s} {size:5d} {lr:6g}{cells}")
+                    lines.append(f"{dataset:13s} {cell.upper():5s} {size:5d} {lr:6g}{cells}".rstrip())
     return "\n".join(lines)
 
 

@@ -60,11 +60,6 @@ def quality_key(r):
     return (r["dataset"], r["model"], r["split"], r["seed"])
 
 
-def own_key(r):
-    return tuple(sorted((k, str(v)) for k, v in r.items() if k not in ("device", "commit") and
-                        not isinstance(v, float)))
-
-
 def speed_key(r):
     return (r.get("kind", ""), r.get("model", ""), str(r.get("shape", "")), r.get("device", ""))
 

@@ -511,7 +511,7 @@ def test_gated_configs(key):
     assert config.dataset == dataset and config.model == "rnn" and config.cell in chapter.CELLS
     assert config.label == label.split(",")[0]
     assert (config.lr, config.dropout) == chapter.CHOSEN[dataset, config.cell, config.hidden_size]
-    assert config.lr in chapter.LR_GRID and config.dropout in chapter.DROPOUT_GRID
+    assert config.lr in chapter.LR_GRID[dataset] and config.dropout in chapter.DROPOUT_GRID[dataset]
     # only the cell, its size, its learning rate and its dropout differ from the RNN's configuration
     assert dataclasses.replace(config, cell="rnn", hidden_size=base.hidden_size, lr=base.lr,
                                dropout=base.dropout) == base
@@ -534,7 +534,8 @@ def test_chosen_is_the_best_point_of_the_recorded_grid(dataset):
     for cell, size in models:
         points = {(r["lr"], r["dropout"]): r["valid_nll"] for r in grid
                   if r["cell"] == cell and r["hidden_size"] == size}
-        assert set(points) == {(lr, d) for lr in chapter.LR_GRID for d in chapter.DROPOUT_GRID}, (cell, size)
+        assert set(points) == {(lr, d) for lr in chapter.LR_GRID[dataset]
+                               for d in chapter.DROPOUT_GRID[dataset]}, (cell, size)
         assert min(points, key=points.get) == chapter.CHOSEN[dataset, cell, size], (cell, size)
 
 

@@ -42,6 +42,15 @@ def test_grid_table_has_a_row_per_learning_rate_and_marks_each_cells_best():
     assert lr_grid_table({}) == "(no grid recorded)"
 
 
+def test_grid_table_leaves_blank_the_points_a_dataset_was_not_tried_with():
+    rows = [{"dataset": d, "cell": "rnn", "hidden_size": 256, "lr": 1e-2, "dropout": p, "valid_nll": v}
+            for d, p, v in (("surnames", 0.0, 2.1), ("time-machine", 0.0, 1.5), ("time-machine", 0.6, 1.4))]
+    header, surnames, book = lr_grid_table({"lr_grid": rows}).splitlines()[1:]
+    assert header.endswith("dropout 0.6")
+    assert surnames.endswith("2.100*")  # no column for dropout 0.6, and no trailing blanks
+    assert book.split()[-2:] == ["1.500", "1.400*"]
+
+
 def test_cell_speed_table_has_a_row_per_shape_and_cell_and_a_column_per_variant():
     def record(name, variant, shape, ratio, device="cuda: Some GPU (torch 9)"):
         return {"kind": "cell fwd+bwd", "model": f"chapter.{name} ({variant}) vs torch.nn.{name}", "shape": shape,
