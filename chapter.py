@@ -204,7 +204,8 @@ def get_device() -> torch.device:
 
 
 def quick_mode() -> bool:
-    """True when ``CHAPTER_QUICK=1``: every notebook then trains with tiny budgets.
+    """True when ``CHAPTER_QUICK`` is set to anything but ``""``, ``0``, ``false`` or ``False`` (the
+    chapter sets ``CHAPTER_QUICK=1``): every notebook then trains with tiny budgets.
 
     Explained in notebooks/01-text-data.md, § Small utilities.
     """
@@ -547,9 +548,11 @@ def split_text(text: str, fractions=(0.8, 0.1, 0.1)):
 
 
 # %% notebooks/01-text-data.md · § Fixed-window contexts
-def _check_block_size(block_size: int) -> None:
-    if not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"the window (block_size) must be a positive integer, got {block_size!r}")
+def _check_positive(**sizes) -> None:
+    """Raise unless every keyword's value is an int >= 1 (a window, a batch size, a hidden size...)."""
+    for name, value in sizes.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def name_windows(names: Sequence[str], vocab: Vocab, block_size: int):
@@ -560,7 +563,7 @@ def name_windows(names: Sequence[str], vocab: Vocab, block_size: int):
 
     Explained in notebooks/01-text-data.md, § Fixed-window contexts.
     """
-    _check_block_size(block_size)
+    _check_positive(block_size=block_size)
     if len(names) == 0:
         raise ValueError("name_windows got an empty list of names")
     if BOUNDARY not in vocab:
@@ -582,7 +585,7 @@ def text_windows(ids: torch.Tensor, block_size: int):
 
     Explained in notebooks/01-text-data.md, § Fixed-window contexts.
     """
-    _check_block_size(block_size)
+    _check_positive(block_size=block_size)
     ids = torch.as_tensor(ids, dtype=torch.long)
     if ids.ndim != 1 or len(ids) <= block_size:
         raise ValueError(f"need a 1-D sequence longer than the window ({block_size}), got shape {tuple(ids.shape)}")
@@ -604,6 +607,8 @@ def pad_names(names: Sequence[str], vocab: Vocab):
     """
     if len(names) == 0:
         raise ValueError("pad_names got an empty list of names")
+    if BOUNDARY not in vocab:
+        raise ValueError(f"the vocabulary has no boundary token {BOUNDARY!r}; build it with reserved=[BOUNDARY]")
     pad = vocab[BOUNDARY]
     T = max(len(n) for n in names) + 1
     rows = [[pad] + vocab.encode(name) + [pad] for name in names]  # each name between two boundaries
@@ -626,8 +631,7 @@ def by_length(items: Sequence, parts: int, length=len) -> list[list]:
 
     Explained in notebooks/01-text-data.md, § Sequences for recurrent networks.
     """
-    if not isinstance(parts, int) or parts < 1:
-        raise ValueError(f"parts must be a positive integer, got {parts!r}")
+    _check_positive(parts=parts)
     items, n = sorted(items, key=length), len(items)
     cuts = [k * n // parts for k in range(parts + 1)]
     return [items[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
@@ -648,6 +652,9 @@ def name_batches(names: Sequence[str], vocab: Vocab, batch_size: int, shuffle: b
     Explained in notebooks/01-text-data.md, § Sequences for recurrent networks.
     """
     by_length([], parts)  # checks parts
+    _check_positive(batch_size=batch_size)
+    if len(names) == 0:
+        raise ValueError("name_batches got an empty list of names")
     order = torch.randperm(len(names), generator=generator).tolist() if shuffle else list(range(len(names)))
 
     def batch(chosen):
@@ -671,8 +678,7 @@ def name_batches(names: Sequence[str], vocab: Vocab, batch_size: int, shuffle: b
 # %% notebooks/01-text-data.md · § Sequences for recurrent networks (2)
 def _check_steps(ids, num_steps: int, batch_size: int) -> torch.Tensor:
     ids = torch.as_tensor(ids, dtype=torch.long)
-    if num_steps < 1 or batch_size < 1:
-        raise ValueError(f"num_steps and batch_size must be >= 1, got {num_steps}, {batch_size}")
+    _check_positive(num_steps=num_steps, batch_size=batch_size)
     if len(ids) < num_steps * batch_size + 1:
         raise ValueError(f"a text of {len(ids)} tokens is too short for batches of "
                          f"{batch_size} x {num_steps} steps")
@@ -685,6 +691,9 @@ def random_batches(ids, num_steps: int, batch_size: int, generator: torch.Genera
     Explained in notebooks/01-text-data.md, § Sequences for recurrent networks.
     """
     ids = _check_steps(ids, num_steps, batch_size)
+    if len(ids) < num_steps * (batch_size + 1):  # one batch whatever the random offset (< num_steps)
+        raise ValueError(f"a text of {len(ids)} tokens is too short for random batches of {batch_size} x "
+                         f"{num_steps} steps: it needs {num_steps * (batch_size + 1)}")
     offset = int(torch.randint(num_steps, (1,), generator=generator))
     n = (len(ids) - offset - 1) // num_steps
     starts = offset + num_steps * torch.randperm(n, generator=generator)
@@ -696,10 +705,13 @@ def random_batches(ids, num_steps: int, batch_size: int, generator: torch.Genera
 
 def sequential_batches(ids, num_steps: int, batch_size: int, offset: int = 0):
     """Sequential partitioning: row b of each (num_steps, B) batch continues row b of the last one.
+    The streams start ``offset`` >= 0 tokens into ``ids``.
 
     Explained in notebooks/01-text-data.md, § Sequences for recurrent networks.
     """
     ids = _check_steps(ids, num_steps, batch_size)
+    if not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"offset must be an integer >= 0, got {offset!r}")
     n = (len(ids) - offset - 1) // batch_size  # tokens per stream
     n -= n % num_steps
     if n < num_steps:
@@ -716,6 +728,9 @@ def next_token_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str 
 
     Explained in notebooks/02-context-models.md, § Scoring a language model.
     """
+    if targets.shape != logits.shape[:-1]:
+        raise ValueError(f"logits of shape {tuple(logits.shape)} need targets of shape {tuple(logits.shape[:-1])}, "
+                         f"got {tuple(targets.shape)}: are the targets batch-first where the logits are not?")
     C = logits.shape[-1]
     targets = targets.reshape(-1)
     real = targets[targets != IGNORE_INDEX]
@@ -855,6 +870,7 @@ def eval_batches(X: torch.Tensor, Y: torch.Tensor, batch_size: int = 8192) -> li
 
     Explained in notebooks/02-context-models.md, § Scoring a language model.
     """
+    _check_positive(batch_size=batch_size)
     return [(X[i:i + batch_size], Y[i:i + batch_size]) for i in range(0, len(X), batch_size)]
 
 
@@ -998,7 +1014,9 @@ def _train_epoch(model, data, optimizer, clip, stateful: bool, device) -> tuple[
 
 
 # %% notebooks/02-context-models.md · § One training loop for the chapter (2)
-def _check_schedule(epochs: int, patience: int | None, decays: int, lr_decay: float) -> None:
+def _check_schedule(epochs: int, patience: int | None, decays: int, lr_decay: float, clip: float | None) -> None:
+    if clip is not None and not clip > 0:  # clip_grad_norm_ would scale every gradient by 0, or flip it
+        raise ValueError(f"clip must be > 0, or None for no clipping; got {clip}")
     if epochs < 1 or (patience is not None and patience < 1) or decays < 0:
         raise ValueError(f"need epochs >= 1, patience >= 1 (or None) and decays >= 0; got {epochs}, "
                          f"{patience}, {decays}")
@@ -1016,14 +1034,16 @@ def fit(model: torch.nn.Module, train_data, valid_data=None, *, epochs: int = 10
     ``train_data``, ``valid_data``: lists of (X, Y) batches, or functions returning fresh batches
     (called once per epoch). After each epoch: an improved validation loss saves the weights;
     ``patience`` epochs without an improvement of more than ``min_delta`` restore the best weights
-    and multiply the learning rate by ``lr_decay``, at most ``decays`` times, and then stop. The best weights are
-    restored at the end. ``clip`` bounds the global gradient norm; ``stateful`` carries a recurrent
-    model's state across batches (detached); ``stop_below`` stops once the validation loss is lower;
+    and multiply the learning rate by ``lr_decay``, at most ``decays`` times, and then stop. The best
+    weights are restored at the end. Without ``valid_data``, every epoch runs and the last weights
+    are kept (``patience``, ``decays`` and ``stop_below`` act on the validation loss and are then
+    unused). ``clip`` bounds the global gradient norm; ``stateful`` carries a recurrent model's state
+    across batches (detached); ``stop_below`` stops once the validation loss is lower;
     ``optimizer`` is "adamw" or "sgd" (momentum 0.9). ``device`` defaults to ``get_device()``.
 
     Explained in notebooks/02-context-models.md, § One training loop for the chapter.
     """
-    _check_schedule(epochs, patience, decays, lr_decay)
+    _check_schedule(epochs, patience, decays, lr_decay, clip)
     device = torch.device(device) if device is not None else get_device()
     model.to(device)
     opt = _optimizer(model, optimizer, lr, weight_decay)
@@ -1158,13 +1178,13 @@ class Config:
 
     dataset: str  # a key of TASKS: "surnames", "time-machine", ...
     model: str  # a key of MODELS: "mlp", "cnn" (windows) or "rnn" (recurrent, with `cell`)
-    cell: str = "rnn"  # recurrent models: "rnn", "gru" or "lstm"
+    cell: str = "rnn"  # recurrent models: a key of CELLS ("rnn", "gru", "lstm", ...); taggers also "window"
     hidden_size: int = 256  # hidden units (MLP), channels (CNN), state size (recurrent)
     embedding_dim: int | None = 24  # None: one-hot input (recurrent models)
     block_size: int = 8  # window models: characters of context
     dropout: float = 0.0  # recurrent models: on the outputs of the recurrent layer
     bidirectional: bool = False  # classifiers and taggers: read both ways (notebook 06)
-    readout: str = "last"  # classifiers: "last" state or "mean" of the outputs (notebook 06)
+    readout: str = "last"  # classifiers: "last" state or "mean" of the outputs, "each" for taggers (notebook 06)
     batch_size: int = 128
     num_steps: int = 32  # the book, recurrent models: characters per piece of truncated BPTT
     stateful: bool = True  # the book, recurrent models: carry the state from piece to piece
@@ -1232,6 +1252,8 @@ def window_batches(X: torch.Tensor, Y: torch.Tensor, batch_size: int, generator:
 
     Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
     """
+    _check_positive(batch_size=batch_size)
+
     def epoch():
         order = torch.randperm(len(X), generator=generator)
         for i in range(0, len(X), batch_size):
@@ -1401,7 +1423,7 @@ def train(config: Config, progress: bool = True, cache: bool = True) -> Run:
 
 
 def num_params(model: nn.Module) -> int:
-    """The number of trainable numbers in ``model``.
+    """The number of numbers in ``model``'s parameters (trainable or not).
 
     Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
     """
@@ -1636,6 +1658,8 @@ def clip_gradients(parameters, max_norm: float) -> torch.Tensor:
     """
     if max_norm <= 0:
         raise ValueError(f"max_norm must be positive, got {max_norm}")
+    if isinstance(parameters, torch.Tensor):  # one tensor, as clip_grad_norm_ also accepts
+        parameters = [parameters]
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return torch.tensor(0.0)
@@ -1689,6 +1713,8 @@ def context_curve(model: nn.Module, ids: torch.Tensor, spans=CONTEXT_SPANS) -> d
     if ids.ndim != 1 or len(ids) <= max(spans):
         raise ValueError(f"need a 1-D tensor of ids longer than the largest span {max(spans)}, got shape "
                          f"{tuple(ids.shape)}")
+    if any(k < 1 or max(spans) % k for k in spans):
+        raise ValueError(f"every span must be a positive divisor of the largest, {max(spans)}; got {tuple(spans)}")
     n = (len(ids) - 1) // max(spans) * max(spans)
     curve = {}
     for k in spans:
@@ -1704,9 +1730,12 @@ def position_nll(model: nn.Module, names, vocab: Vocab, positions: int = 12) -> 
     """Mean NLL (nats) of the character at each position 0 .. positions-1 of ``names``: position t is
     predicted from the boundary token and the name's first t letters (the final boundary counts at
     its position). Window models see at most their last ``block_size`` tokens of that context.
+    A position that no name reaches gets NaN.
 
     Explained in notebooks/03-rnn.md, § How far back does the RNN look?.
     """
+    if len(names) == 0:
+        raise ValueError("position_nll got an empty list of names")
     device, was_training = _model_device(model), model.training
     model.eval()
     total, count = torch.zeros(positions), torch.zeros(positions)
@@ -1726,7 +1755,7 @@ def position_nll(model: nn.Module, names, vocab: Vocab, positions: int = 12) -> 
         total.index_add_(0, where[keep], losses[keep])
         count.index_add_(0, where[keep], torch.ones(int(keep.sum())))
     model.train(was_training)
-    return total / count.clamp(min=1)
+    return torch.where(count > 0, total / count.clamp(min=1), torch.nan)
 
 
 # %% notebooks/04-bptt.md · § The equations in code
@@ -1743,6 +1772,8 @@ def backprop_through_time(dH_direct: torch.Tensor, W: torch.Tensor, act_grad: to
 
     Explained in notebooks/04-bptt.md, § The equations in code.
     """
+    if truncate is not None:
+        _check_positive(truncate=truncate)
     T = dH_direct.shape[0]
     dH, dA = torch.empty_like(dH_direct), torch.empty_like(dH_direct)
     # per-step views (B, H), taken once: dH_[t] is dH[t], written in place
@@ -1762,7 +1793,10 @@ def bptt_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, sta
     """Gradients of the mean next-token cross-entropy of an ``RNNLanguageModel`` with an ``RNN`` cell,
     from the hand-derived BPTT equations (no autograd). Keys as in ``model.named_parameters()``.
 
-    x, y: (T, B) input and target ids (targets may be IGNORE_INDEX); state: initial H_0 (B, H).
+    x, y: (T, B) input and target ids (targets may be IGNORE_INDEX); state: initial H_0 (B, H);
+    ``truncate=k``: the gradient of truncated BPTT with the state detached every k steps (see
+    ``backprop_through_time``). The model is differentiated as in eval mode: it must have no
+    dropout, or be in eval mode.
 
     Explained in notebooks/04-bptt.md, § The equations in code.
     """
@@ -1773,6 +1807,8 @@ def bptt_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, sta
             f"{type(cell).__name__}. Use autograd (loss.backward()) for other cells.")
     if x.shape != y.shape or x.ndim != 2:
         raise ValueError(f"x and y must both have shape (T, B), got {tuple(x.shape)} and {tuple(y.shape)}")
+    if model.training and model.dropout.p > 0:
+        raise ValueError("the equations have no dropout: call model.eval() first, or build the model with dropout=0")
     T, B = x.shape
     U, W, b = cell.U, cell.W, cell.b
     Vt, c = model.output.weight, model.output.bias  # V^T as nn.Linear stores it, (|V|, H); c (|V|,)
@@ -1908,6 +1944,7 @@ class LSTM(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, forget_bias: float = 1.0, fast: bool = True):
         super().__init__()
+        _check_positive(input_size=input_size, hidden_size=hidden_size)
         D, H = input_size, hidden_size
         self.input_size, self.hidden_size, self.fast = D, H, fast
         k = 1 / math.sqrt(H)  # PyTorch's initialisation: U(-1/sqrt(H), 1/sqrt(H)) everywhere
@@ -1996,6 +2033,7 @@ class GRU(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, fast: bool = True):
         super().__init__()
+        _check_positive(input_size=input_size, hidden_size=hidden_size)
         D, H = input_size, hidden_size
         self.input_size, self.hidden_size, self.fast = D, H, fast
         k = 1 / math.sqrt(H)
@@ -2281,6 +2319,8 @@ class StackedRNN(nn.Module):
 def _torch_layer(module: nn.Module, l: int) -> nn.Module:
     """Layer ``l`` of a multi-layer torch.nn.RNN/GRU/LSTM as a single-layer module of its own."""
     extra = {"nonlinearity": module.nonlinearity} if isinstance(module, nn.RNN) else {}
+    if getattr(module, "proj_size", 0):  # kept, so that the cell's from_torch says it has no projection
+        extra["proj_size"] = module.proj_size
     size = module.input_size if l == 0 else module.hidden_size
     single = type(module)(size, module.hidden_size, bias=module.bias, batch_first=module.batch_first,
                           bidirectional=module.bidirectional, **extra)
@@ -2378,8 +2418,10 @@ def recall_accuracy(model, k: int, num_examples: int = 2000, seed: int = 2) -> f
     Explained in notebooks/05-gated-rnns.md, § A task with a known memory span.
     """
     X, Y = recall_batch(k, num_examples, generator=torch.Generator().manual_seed(seed))
-    device = _model_device(model)
+    device, was_training = _model_device(model), model.training
+    model.eval()
     logits = model(X.to(device))[0][-1]  # (B, V) at the query
+    model.train(was_training)
     return (logits.argmax(-1).cpu() == Y[-1]).float().mean().item()
 
 
@@ -2403,6 +2445,7 @@ def gate_trace(model, X: torch.Tensor) -> dict:
     cell = model.cell
     if not hasattr(cell, "step"):
         raise TypeError(f"gate_trace needs a gated cell with a step method, got {type(cell).__name__}")
+    X = X.to(_model_device(model))
     x = F.one_hot(X, model.vocab_size).to(model.output.weight.dtype) if model.embedding is None else model.embedding(X)
     gx = cell.input_gates(x)  # (T, B, kH)
     h = x.new_zeros(X.shape[1], cell.hidden_size)
@@ -2525,7 +2568,7 @@ def _padding_lengths(lengths, x: torch.Tensor):
     if lengths is None:
         return None
     T, B = x.shape[:2]
-    lengths = torch.as_tensor(lengths, device="cpu")  # checked on the CPU: no GPU round trips
+    lengths = torch.as_tensor(lengths, device="cpu")  # checked on the CPU (one copy if they live on a GPU)
     if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
         raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
     if lengths.shape != (B,):
@@ -2655,7 +2698,9 @@ class RNNClassifier(nn.Module):
 
     ``readout``: "last" (the state at each sequence's last real token; for a bidirectional encoder
     also the backward state at its first token) or "mean" (the outputs averaged over real tokens)
-    give logits (B, C), one answer per sequence; "each" gives logits (T, B, C), one per position.
+    give logits (B, C), one answer per sequence; "each" gives logits (T, B, C), one per position, and
+    reads every column whole: a tagger's pieces of text are not padded, and ``pad`` may be a real token.
+    The cell is a GRU unless ``cell`` names another cell class.
 
     Explained in notebooks/06-beyond-language-models.md, § A recurrent classifier.
     """
@@ -2683,6 +2728,8 @@ class RNNClassifier(nn.Module):
             outputs, _ = self.encoder(x)  # padding after a sequence cannot change its real positions
         if self.readout == "each":
             return self.output(self.dropout(outputs))  # (T, B, C)
+        if not self.bidirectional and (lengths == 0).any():  # (the bidirectional encoder checks lengths)
+            raise ValueError("a column of X is all padding: drop empty sequences before classifying")
         if self.readout == "mean":
             real = (torch.arange(X.shape[0], device=X.device)[:, None] < lengths)[..., None]  # (T, B, 1)
             summary = (outputs * real).sum(0) / lengths[:, None]  # (B, H or 2H)
