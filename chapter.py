@@ -1573,8 +1573,7 @@ class RNN(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, fast: bool = True):
         super().__init__()
-        if input_size < 1 or hidden_size < 1:
-            raise ValueError(f"input_size and hidden_size must be >= 1, got {input_size}, {hidden_size}")
+        _check_positive(input_size=input_size, hidden_size=hidden_size)
         self.input_size, self.hidden_size, self.fast = input_size, hidden_size, fast
         bound = 1 / math.sqrt(hidden_size)  # the initialisation of torch.nn.RNN
         self.U = nn.Parameter(torch.empty(input_size, hidden_size).uniform_(-bound, bound))   # (D, H)
@@ -2280,8 +2279,7 @@ class StackedRNN(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 2, cell=None,
                  dropout: float = 0.0, output_dropout: float = 0.0):
         super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        _check_positive(num_layers=num_layers)
         if not (0.0 <= dropout < 1.0 and 0.0 <= output_dropout < 1.0):
             raise ValueError(f"dropout rates must be in [0, 1), got {dropout} and {output_dropout}")
         cell = GRU if cell is None else cell
@@ -2386,8 +2384,7 @@ def recall_batch(k: int, batch_size: int, num_symbols: int = 8, num_distractors:
 
     Explained in notebooks/05-gated-rnns.md, § A task with a known memory span.
     """
-    if k < 1 or batch_size < 1:
-        raise ValueError(f"k and batch_size must be >= 1, got k={k}, batch_size={batch_size}")
+    _check_positive(k=k, batch_size=batch_size)
     if num_symbols < 2 or num_distractors < 1:
         raise ValueError("need at least 2 symbols (else there is nothing to recall) and 1 distractor")
     query = num_symbols + num_distractors
