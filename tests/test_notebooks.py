@@ -1,5 +1,7 @@
 """Every notebook executes in quick mode with a real Jupyter kernel, without error output."""
 
+import re
+
 import nbformat
 import pytest
 
@@ -30,6 +32,25 @@ def test_notebook_runs_in_quick_mode(md, tmp_path):
     assert not _errors(nb), _errors(nb)
     assert CHAPTER_PY.read_bytes() == before, "executing a notebook changed chapter.py"
     print(f"{md.name}: {seconds:.1f} s in quick mode")
+
+
+def test_a_trained_model_reaches_the_cpu_before_it_becomes_float64():
+    """A trained model lives on the model's device, and Apple's MPS has no float64: `.double()` on
+    it fails on a Mac before a later `.cpu()` is reached. Every notebook line that takes a
+    run's model to float64 must move it to the CPU first."""
+    checked, offenders = 0, []
+    for md in NOTEBOOKS:
+        for n, line in enumerate(md.read_text(encoding="utf-8").splitlines(), 1):
+            for match in re.finditer(r"\.model\b", line):
+                tail = line[match.end():]
+                cut = [i for i in (tail.find(".double()"), tail.find("float64")) if i >= 0]
+                if cut:
+                    checked += 1
+                    if ".cpu()" not in tail[:min(cut)]:
+                        offenders.append(f"{md.name}:{n}: {line.strip()}")
+    assert checked, "no notebook line makes a trained model float64: this test checks nothing"
+    assert not offenders, "move the model to the CPU before .double() (MPS has no float64):\n" + \
+        "\n".join(offenders)
 
 
 # ---------------------------------------------------------------------------------------------
