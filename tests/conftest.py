@@ -24,6 +24,17 @@ def _data_source():
     yield
 
 
+def untrained_nll(config) -> dict:
+    """split -> the NLL of the model that ``chapter.train(config)`` starts from (same seed, task and
+    construction), scored as ``train`` scores it: what a run has to beat to have learned anything."""
+    import chapter
+
+    chapter.set_seed(config.seed)
+    task = chapter.TASKS[config.dataset](config)
+    model = chapter.MODELS[config.model](config, task)
+    return {split: chapter.evaluate(model, data, stateful) for split, (data, stateful) in task.held_out.items()}
+
+
 @pytest.fixture
 def mirror() -> Path:
     m = mirror_dir()

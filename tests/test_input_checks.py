@@ -104,8 +104,10 @@ def test_bptt_refuses_truncate_zero_and_a_model_with_active_dropout():
 def test_recall_accuracy_scores_in_eval_mode_and_restores_the_mode():
     torch.manual_seed(0)
     model = chapter.RNNLanguageModel(chapter.recall_vocab_size(), 8, chapter.GRU, dropout=0.5)
+    modes = []
+    model.register_forward_pre_hook(lambda module, args: modes.append(module.training))
     first = chapter.recall_accuracy(model, 3, num_examples=200)
-    assert model.training
+    assert modes == [False] and model.training  # scored in eval mode, and the mode restored
     assert chapter.recall_accuracy(model, 3, num_examples=200) == first  # no dropout noise
 
 
