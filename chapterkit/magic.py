@@ -26,18 +26,27 @@ class SaveCellError(ValueError):
 
 
 def check_plain_python(source: str, where: str = "this %%save cell") -> None:
-    """Refuse IPython-only syntax: chapter.py must be a plain Python module."""
-    for lineno, line in enumerate(source.splitlines(), 1):
-        stripped = line.lstrip()
-        if stripped.startswith(("%", "!")):
-            raise SaveCellError(
-                f"{where}, line {lineno}: {stripped[:40]!r} is IPython syntax and cannot go into "
-                "chapter.py. Move it to a cell without %%save."
-            )
+    """Refuse what cannot go into chapter.py as written: IPython-only syntax (chapter.py is a plain
+    Python module), and an import that shares its line with other code (the exporter moves every
+    import to the top of chapter.py, which would leave that code behind)."""
     try:
-        ast.parse(source)
+        tree = ast.parse(source)
     except SyntaxError as e:
+        for lineno, line in enumerate(source.splitlines(), 1):  # the likely cause, named
+            stripped = line.lstrip()
+            if stripped.startswith(("%", "!")):
+                raise SaveCellError(
+                    f"{where}, line {lineno}: {stripped[:40]!r} is IPython syntax and cannot go into "
+                    "chapter.py. Move it to a cell without %%save."
+                ) from None
         raise SaveCellError(f"{where} is not valid Python: {e}") from None
+    imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    import_lines = {i for n in imports for i in range(n.lineno, n.end_lineno + 1)}
+    for node in tree.body:
+        if node not in imports and import_lines & set(range(node.lineno, node.end_lineno + 1)):
+            raise SaveCellError(f"{where}, line {node.lineno}: an import and other code share a line; the "
+                                "exporter moves imports to the top of chapter.py, so give the import a line "
+                                "of its own")
 
 
 @magics_class

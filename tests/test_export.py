@@ -70,6 +70,16 @@ def test_save_cells_refuse_ipython_syntax():
         check_plain_python("x = 1\n!ls\n")
     with pytest.raises(SaveCellError, match="not valid Python"):
         check_plain_python("def f(:\n")
+    # valid Python whose lines start with % or ! is plain Python, not IPython syntax
+    check_plain_python("ok = (1\n      != 2)\n")
+    check_plain_python('def f():\n    """Formats.\n\n    %d and %s are placeholders.\n    """\n')
+
+
+def test_save_cells_refuse_an_import_sharing_its_line_with_code():
+    """The exporter hoists imports to the top of chapter.py; code on the same line would be lost."""
+    with pytest.raises(SaveCellError, match="line 2: an import and other code share a line"):
+        check_plain_python("x = 1\nimport math; TAU = 2 * math.pi\n")
+    check_plain_python("import math\nTAU = 2 * math.pi\n")
 
 
 def test_render_of_a_toy_notebook(tmp_path):
