@@ -2,8 +2,8 @@
 
     python -m benchmarks.run                    # every area, full budgets
     python -m benchmarks.run --only context rnn # some areas
-    python -m benchmarks.run --quick            # smoke run (tiny budgets), into a scratch file
-    python -m benchmarks.run --only speed --full-chapter  # also time a full run of every notebook (~10 min)
+    python -m benchmarks.run --quick            # smoke run (CHAPTER_QUICK=1: tiny budgets), into a scratch file
+    python -m benchmarks.run --only speed --full-chapter  # also time a full run of every notebook (~25 min on 2 cores)
 
 Each area is a module ``benchmarks/<area>.py`` with ``run(quick: bool) -> list[dict]``. Every model
 is trained with its notebook's configuration and seeds 0, 1 and 2 (seed 0 is the notebooks' run,
@@ -20,6 +20,7 @@ import argparse
 import importlib
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -35,10 +36,16 @@ OWN_LIST = {"grid": "lr_grid", "curves": "context_curve", "recall": "recall", "s
 
 
 def device_name() -> str:
+    """The device the models train on (``chapter.get_device()``, so ``CHAPTER_DEVICE`` counts), named."""
     import torch
 
-    if torch.cuda.is_available():
-        return "cuda: " + torch.cuda.get_device_name(0)
+    import chapter
+
+    device = chapter.get_device()
+    if device.type == "cuda":
+        return "cuda: " + torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return f"mps: {platform.machine()}"
     return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
@@ -72,6 +79,8 @@ def main(argv=None) -> int:
                    help="speed: also execute every notebook in full mode (into a temporary folder) and time it")
     args = p.parse_args(argv)
     sys.path.insert(0, str(HERE.parent))
+    # the chapter's budgets follow CHAPTER_QUICK: tiny with --quick, and never tiny in results.json
+    os.environ["CHAPTER_QUICK"] = "1" if args.quick else "0"
     out = HERE / ("results-quick.json" if args.quick else "results.json")
     results = json.loads(out.read_text()) if out.exists() else {"quality": [], "speed": []}
     stamp = {"device": device_name(), "commit": git_commit()}
@@ -92,7 +101,9 @@ def main(argv=None) -> int:
         else:
             new = [{**check_record(r, area), **stamp} for r in records]
             results["quality"] = merge(results.get("quality", []), new, quality_key)
-        out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")  # after each area: nothing lost
+        tmp = out.with_suffix(".json.tmp")  # after each area, so that nothing is lost; whole or not at all
+        tmp.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+        tmp.replace(out)
     from benchmarks.report import write_report
 
     write_report(results, HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md"))

@@ -23,13 +23,19 @@ def notebook_sources(notebooks: Path = NOTEBOOKS) -> list[Path]:
     return paths
 
 
+# what running the chapter and its benchmarks writes: changes there do not make the code "dirty"
+OUTPUTS = ("notebooks/*.ipynb", "benchmarks/results.json", "benchmarks/RESULTS.md", "benchmarks/*.svg")
+
+
 def git_commit(root: Path = ROOT) -> str:
-    """The checked-out commit, short form, with ``+dirty`` if tracked files have changes; else "unknown"."""
+    """The checked-out commit, short form, with ``+dirty`` if tracked files other than the chapter's
+    outputs (``OUTPUTS``) have changes; else "unknown"."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
         if head.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                *(f":(exclude,glob){p}" for p in OUTPUTS)], cwd=root,
                                capture_output=True, text=True).stdout.strip()
     except OSError:  # no git on this machine
         return "unknown"

@@ -1,8 +1,15 @@
-"""The benchmark report's tables, on made-up records (nothing is trained)."""
+"""The benchmark report's tables, on made-up records (nothing is trained); the benchmark driver and
+the commit stamp of its records."""
 
 import math
+import subprocess
+import types
 
+import torch
+
+import chapter
 from benchmarks.report import cell_speed_table, context_curve_table, lr_grid_table, recall_seed_table, seed_summary
+from chapterkit import git_commit
 
 
 def _quality(model, nlls, dataset="time-machine"):
@@ -68,3 +75,50 @@ def test_cell_speed_table_has_a_row_per_shape_and_cell_and_a_column_per_variant(
     assert lines[4].split()[-1] == "3.00"  # no CUDA-graph timing: the column is left empty
     assert cell_speed_table({"speed": speed}, "cpu").splitlines()[2].split()[-1] == "1.10"
     assert cell_speed_table({"speed": speed}, "mps") == "(no mps timings recorded)"
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark driver (benchmarks/run.py) and the commit stamp on its records
+
+
+def test_bench_quick_trains_with_tiny_budgets_and_a_full_bench_never_does(tmp_path, monkeypatch):
+    from benchmarks import run as bench
+
+    seen = []
+    area = types.SimpleNamespace(run=lambda quick: seen.append((quick, chapter.quick_mode())) or [])
+    monkeypatch.setattr(bench, "HERE", tmp_path)  # results and report go to tmp_path
+    (tmp_path / "rnn.py").write_text("")
+    monkeypatch.setattr("benchmarks.report.write_report", lambda results, path: path.write_text("report\n"))
+    monkeypatch.setattr(bench.importlib, "import_module", lambda name: area)
+    monkeypatch.setenv("CHAPTER_QUICK", "1")  # left over in a shell: must not shrink a full benchmark
+    assert bench.main(["--only", "rnn"]) == 0
+    assert bench.main(["--only", "rnn", "--quick"]) == 0
+    assert seen == [(False, False), (True, True)]
+    assert {p.name for p in tmp_path.iterdir()} == {"rnn.py", "results.json", "RESULTS.md", "results-quick.json",
+                                                     "RESULTS-quick.md"}
+
+
+def test_bench_names_the_device_the_models_train_on(monkeypatch):
+    from benchmarks.run import device_name
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine ...
+    monkeypatch.setenv("CHAPTER_DEVICE", "cpu")  # ... told to train on the CPU
+    assert device_name().startswith("cpu: ")
+
+
+def test_commit_stamp_is_dirty_only_when_more_than_the_outputs_changed(tmp_path):
+    git = ["git", "-c", "user.email=t@example.org", "-c", "user.name=t"]
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "benchmarks").mkdir()
+    files = ["chapter.py", "notebooks/01-x.ipynb", "benchmarks/results.json", "benchmarks/RESULTS.md"]
+    for f in files:
+        (tmp_path / f).write_text("1\n")
+    for cmd in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "x"]):
+        subprocess.run(git + cmd, cwd=tmp_path, check=True)
+    clean = git_commit(tmp_path)
+    assert clean != "unknown" and not clean.endswith("+dirty")
+    for f in files[1:]:  # outputs of running the chapter and the benchmarks
+        (tmp_path / f).write_text("2\n")
+    assert git_commit(tmp_path) == clean
+    (tmp_path / "chapter.py").write_text("2\n")
+    assert git_commit(tmp_path) == clean + "+dirty"
