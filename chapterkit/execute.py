@@ -8,8 +8,10 @@
 
 The text form ``NN-slug.md`` is the source; the executed notebook, outputs included, is written to
 the paired ``NN-slug.ipynb`` (or under ``--out``) once the whole notebook has run. Its metadata
-records a hash of the ``.md`` text, of ``chapter.py`` and of the mode, and a notebook whose
-executed copy carries the current hash is skipped (``--force`` runs it anyway).
+records a hash of the ``.md`` text, of ``chapter.py``, of the mode and, for a notebook that imports
+from ``benchmarks``, of the modules it imports and of ``benchmarks/results.json`` (whose records it
+prints); a notebook whose executed copy carries the current hash is skipped (``--force`` runs it
+anyway), so after ``make bench`` the notebooks that print its records run again.
 
 Full mode sets no time limit on a cell (a slow machine is slow, not wrong); quick mode allows a
 cell 600 s. A line is printed as each cell finishes. The written notebook depends only on what the
@@ -52,10 +54,25 @@ class NotebookFailed(RuntimeError):
 # What makes an executed notebook reproducible
 
 
+BENCHMARKS = ROOT / "benchmarks"
+_BENCHMARK_IMPORT = re.compile(r"^\s*(?:from\s+benchmarks\.(\w+)|import\s+benchmarks\.(\w+)"
+                               r"|from\s+benchmarks\s+import\s+(\w+))", re.MULTILINE)
+
+
+def inputs(md: Path) -> list[Path]:
+    """The files a notebook's outputs depend on besides the mode: its text and chapter.py, and for each
+    ``from benchmarks.X import ...`` the module X and ``benchmarks/results.json``, whose records the
+    notebook prints."""
+    used = sorted({name for match in _BENCHMARK_IMPORT.findall(md.read_text(encoding="utf-8"))
+                   for name in match if name})
+    modules = [BENCHMARKS / f"{name}.py" for name in used]
+    return [md, CHAPTER_PY] + (modules + [BENCHMARKS / "results.json"] if used else [])
+
+
 def source_hash(md: Path, quick: bool) -> str:
-    """What a notebook's outputs depend on: its text, chapter.py and the mode."""
+    """What a notebook's outputs depend on: the mode and its ``inputs``."""
     h = hashlib.sha256(b"quick\n" if quick else b"full\n")
-    for path in (md, CHAPTER_PY):
+    for path in inputs(md):
         data = path.read_bytes() if path.exists() else b""
         h.update(f"{path.name} {len(data)}\n".encode())
         h.update(data)
@@ -63,7 +80,7 @@ def source_hash(md: Path, quick: bool) -> str:
 
 
 def is_up_to_date(md: Path, out: Path, quick: bool) -> bool:
-    """True if ``out`` was executed from the present ``md`` and chapter.py, in this mode."""
+    """True if ``out`` was executed from the present ``inputs(md)`` (text, chapter.py, ...), in this mode."""
     try:
         nb = nbformat.read(out, as_version=4)
     except (OSError, ValueError):

@@ -143,3 +143,26 @@ def test_a_notebook_edited_while_it_runs_is_not_up_to_date(tmp_path):
     execute_notebook(md, out, quick=True, failed_dir=tmp_path / "failed")
     assert md.read_text().endswith("Edited.\n")
     assert not is_up_to_date(md, out, quick=True)  # (a notebook that leaves its text alone is: above)
+
+
+def test_a_notebook_that_prints_benchmark_records_depends_on_them(tmp_path, monkeypatch):
+    """After `make bench` rewrites results.json, the notebooks that print its records are stale;
+    the others are not."""
+    from chapterkit import execute
+
+    bench = tmp_path / "benchmarks"
+    bench.mkdir()
+    (bench / "report.py").write_text("def table(records): ...\n")
+    (bench / "results.json").write_text("{}\n")
+    monkeypatch.setattr(execute, "BENCHMARKS", bench)
+    reads = tmp_path / "05-reads.md"
+    reads.write_text("# Reads\n\n```{code-cell} ipython3\nfrom benchmarks.report import table\n```\n")
+    plain = tmp_path / "04-plain.md"
+    plain.write_text("# Plain\n\n```{code-cell} ipython3\nprint(1)\n```\n")
+    assert execute.inputs(reads)[2:] == [bench / "report.py", bench / "results.json"]
+    before = {md: execute.source_hash(md, quick=False) for md in (reads, plain)}
+    (bench / "results.json").write_text('{"quality": []}\n')
+    after_bench = {md: execute.source_hash(md, quick=False) for md in (reads, plain)}
+    assert after_bench[reads] != before[reads] and after_bench[plain] == before[plain]
+    (bench / "report.py").write_text("def table(records): return 1\n")
+    assert execute.source_hash(reads, quick=False) != after_bench[reads]
