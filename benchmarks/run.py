@@ -79,6 +79,8 @@ def main(argv=None) -> int:
                    help="speed: also execute every notebook in full mode (into a temporary folder) and time it")
     args = p.parse_args(argv)
     sys.path.insert(0, str(HERE.parent))
+    import chapter
+
     # the chapter's budgets follow CHAPTER_QUICK: tiny with --quick, and never tiny in results.json
     os.environ["CHAPTER_QUICK"] = "1" if args.quick else "0"
     out = HERE / ("results-quick.json" if args.quick else "results.json")
@@ -101,9 +103,9 @@ def main(argv=None) -> int:
         else:
             new = [{**check_record(r, area), **stamp} for r in records]
             results["quality"] = merge(results.get("quality", []), new, quality_key)
-        tmp = out.with_suffix(".json.tmp")  # after each area, so that nothing is lost; whole or not at all
-        tmp.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-        tmp.replace(out)
+        text = json.dumps(results, indent=1, sort_keys=True) + "\n"
+        # after each area, so that nothing is lost; whole or not at all (the data layer's atomic write)
+        chapter._write_atomically(out, lambda tmp, text=text: tmp.write_text(text))
     from benchmarks.report import write_report
 
     write_report(results, HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md"))

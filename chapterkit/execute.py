@@ -282,7 +282,8 @@ def execute_all(paths: list[Path], quick: bool, out: Path | None = None, force: 
     for md in paths:
         target = Path(out or md.parent) / (md.stem + ".ipynb")
         if not force and is_up_to_date(md, target, quick):
-            print(f"{md.stem}: up to date ({_rel(target)} was executed from this text and chapter.py, "
+            sources = ", ".join(_rel(p) for p in inputs(md))
+            print(f"{md.stem}: up to date ({_rel(target)} was executed from the present {sources}, "
                   f"{mode} mode): skipped; --force re-runs it", flush=True)
             continue
         print(f"{md.stem}: executing ({mode} mode) ...", flush=True)
