@@ -10,9 +10,11 @@ import dataclasses
 import chapter
 
 
-def run(quick: bool) -> list[dict]:
+def run(quick: bool, datasets=chapter.DATASETS) -> list[dict]:
     records = []
     for (dataset, _), chosen in chapter.GATED_CONFIGS.items():  # every cell and size the notebook trains
+        if dataset not in datasets:
+            continue
         cell, size = chosen.cell, chosen.hidden_size
         rates = chapter.LR_GRID[dataset]
         for lr in rates[:1] if quick else rates:
@@ -21,7 +23,8 @@ def run(quick: bool) -> list[dict]:
                 records.append({"dataset": dataset, "cell": cell, "hidden_size": size, "lr": lr, "dropout": dropout,
                                 "valid_nll": run_.nll["valid"], "test_nll": run_.nll["test"],
                                 "epochs": len(run_.history.train_loss),
-                                "train_seconds": round(run_.history.seconds, 1), "seed": 0})
+                                "train_seconds": round(run_.history.seconds, 1), "seed": 0,
+                                "patience": run_.config.patience, "min_delta": run_.config.min_delta})
                 print(f"  {dataset:13s} {cell:5s} {size:4d} lr {lr:g} dropout {dropout:g}: "
                       f"valid {run_.nll['valid']:.4f} ({len(run_.history.train_loss)} epochs, "
                       f"{run_.history.seconds:.0f} s)", flush=True)

@@ -9,10 +9,12 @@ import chapter
 from benchmarks.common import train_seeds
 
 
-def run(quick: bool) -> list[dict]:
+def run(quick: bool, datasets=chapter.DATASETS) -> list[dict]:
     records = []
-    for config in chapter.RNN_CONFIGS.values():
-        records += train_seeds(config, "RNN", quick)
-    windowed = dataclasses.replace(chapter.RNN_CONFIGS["time-machine"], stateful=False)
-    records += train_seeds(windowed, "RNN (random windows)", quick)
+    for dataset, config in chapter.RNN_CONFIGS.items():
+        if dataset in datasets:
+            records += train_seeds(config, "RNN", quick)
+    if "time-machine" in datasets:
+        windowed = dataclasses.replace(chapter.RNN_CONFIGS["time-machine"], stateful=False)
+        records += train_seeds(windowed, "RNN (random windows)", quick)
     return records

@@ -2,6 +2,7 @@
 
     python -m benchmarks.run                    # every area, full budgets
     python -m benchmarks.run --only context rnn # some areas
+    python -m benchmarks.run --only grid rnn gated curves --dataset time-machine  # one dataset's records
     python -m benchmarks.run --quick            # smoke run (CHAPTER_QUICK=1: tiny budgets), into a scratch file
     python -m benchmarks.run --only speed --full-chapter  # also time a full run of every notebook (~25 min on 2 cores)
 
@@ -33,6 +34,7 @@ AREAS = ["context", "rnn", "grid", "gated", "curves", "recall", "beyond", "speed
 QUALITY_KEYS = ("dataset", "model", "split", "seed")
 # areas with records of their own kind
 OWN_LIST = {"grid": "lr_grid", "curves": "context_curve", "recall": "recall", "speed": "speed"}
+BY_DATASET = ("context", "rnn", "grid", "gated", "curves")  # areas whose run() takes datasets=
 
 
 def device_name() -> str:
@@ -77,7 +79,12 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny budgets; writes results-quick.json")
     p.add_argument("--full-chapter", action="store_true",
                    help="speed: also execute every notebook in full mode (into a temporary folder) and time it")
+    p.add_argument("--dataset", nargs="+", choices=("surnames", "time-machine"),
+                   help=f"train and replace the records of these datasets only (areas {', '.join(BY_DATASET)})")
     args = p.parse_args(argv)
+    if args.dataset and not (args.only and set(args.only) <= set(BY_DATASET)):
+        p.error(f"--dataset needs --only with areas among {', '.join(BY_DATASET)} (the others have no datasets "
+                "of the language models)")
     sys.path.insert(0, str(HERE.parent))
     import chapter
 
@@ -94,12 +101,15 @@ def main(argv=None) -> int:
         print(f"[bench] {area} ...", flush=True)
         start = time.perf_counter()
         options = {"full_chapter": True} if area == "speed" and args.full_chapter else {}
+        if args.dataset:
+            options["datasets"] = tuple(args.dataset)
         records = module.run(quick=args.quick, **options)
         print(f"[bench] {area}: {len(records)} records in {time.perf_counter() - start:.0f} s", flush=True)
         if area == "speed":
             results["speed"] = merge(results.get("speed", []), [{**stamp, **r} for r in records], speed_key)
-        elif area in OWN_LIST:  # the grid, the context curves and the recall task: replaced whole
-            results[OWN_LIST[area]] = [{**stamp, **r} for r in records]
+        elif area in OWN_LIST:  # the grid, the context curves and the recall task: replaced whole (or by dataset)
+            kept = [r for r in results.get(OWN_LIST[area], []) if args.dataset and r["dataset"] not in args.dataset]
+            results[OWN_LIST[area]] = kept + [{**stamp, **r} for r in records]
         else:
             new = [{**check_record(r, area), **stamp} for r in records]
             results["quality"] = merge(results.get("quality", []), new, quality_key)

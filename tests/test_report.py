@@ -98,6 +98,36 @@ def test_bench_quick_trains_with_tiny_budgets_and_a_full_bench_never_does(tmp_pa
                                                      "RESULTS-quick.md"}
 
 
+def test_bench_for_one_dataset_replaces_only_that_datasets_records(tmp_path, monkeypatch):
+    import json
+
+    import pytest
+
+    from benchmarks import run as bench
+
+    seen = []
+
+    def grid(quick, datasets=chapter.DATASETS):
+        seen.append(datasets)
+        return [{"dataset": d, "cell": "rnn", "lr": 1.0} for d in datasets]
+
+    monkeypatch.setattr(bench, "HERE", tmp_path)
+    (tmp_path / "grid.py").write_text("")
+    old = [{"dataset": "surnames", "cell": "rnn", "lr": 0.5}, {"dataset": "time-machine", "cell": "rnn", "lr": 0.5}]
+    (tmp_path / "results.json").write_text(json.dumps({"quality": [], "speed": [], "lr_grid": old}))
+    monkeypatch.setattr("benchmarks.report.write_report", lambda results, path: path.write_text("report\n"))
+    monkeypatch.setattr(bench.importlib, "import_module", lambda name: types.SimpleNamespace(run=grid))
+    assert bench.main(["--only", "grid", "--dataset", "time-machine"]) == 0
+    assert seen == [("time-machine",)]
+    kept = json.loads((tmp_path / "results.json").read_text())["lr_grid"]
+    assert sorted((r["dataset"], r["lr"]) for r in kept) == [("surnames", 0.5), ("time-machine", 1.0)]
+    assert bench.main(["--only", "grid"]) == 0  # without --dataset the area's records are replaced whole
+    assert seen[-1] == chapter.DATASETS
+    assert len(json.loads((tmp_path / "results.json").read_text())["lr_grid"]) == 2
+    with pytest.raises(SystemExit):  # the recall task has no dataset to choose
+        bench.main(["--only", "recall", "--dataset", "surnames"])
+
+
 def test_bench_names_the_device_the_models_train_on(monkeypatch):
     from benchmarks.run import device_name
 
