@@ -74,20 +74,20 @@ def speed_key(r):
 
 
 def main(argv=None) -> int:
+    sys.path.insert(0, str(HERE.parent))
+    import chapter
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", nargs="+", choices=AREAS, help="areas to run (default: all that exist)")
     p.add_argument("--quick", action="store_true", help="tiny budgets; writes results-quick.json")
     p.add_argument("--full-chapter", action="store_true",
                    help="speed: also execute every notebook in full mode (into a temporary folder) and time it")
-    p.add_argument("--dataset", nargs="+", choices=("surnames", "time-machine"),
+    p.add_argument("--dataset", nargs="+", choices=chapter.DATASETS,
                    help=f"train and replace the records of these datasets only (areas {', '.join(BY_DATASET)})")
     args = p.parse_args(argv)
     if args.dataset and not (args.only and set(args.only) <= set(BY_DATASET)):
         p.error(f"--dataset needs --only with areas among {', '.join(BY_DATASET)} (the others have no datasets "
                 "of the language models)")
-    sys.path.insert(0, str(HERE.parent))
-    import chapter
-
     # the chapter's budgets follow CHAPTER_QUICK: tiny with --quick, and never tiny in results.json
     os.environ["CHAPTER_QUICK"] = "1" if args.quick else "0"
     out = HERE / ("results-quick.json" if args.quick else "results.json")
