@@ -24,7 +24,8 @@ def run(quick: bool, datasets=chapter.DATASETS) -> list[dict]:
                                 "valid_nll": run_.nll["valid"], "test_nll": run_.nll["test"],
                                 "epochs": len(run_.history.train_loss),
                                 "train_seconds": round(run_.history.seconds, 1), "seed": 0,
-                                "patience": run_.config.patience, "min_delta": run_.config.min_delta})
+                                "patience": run_.config.patience, "min_delta": run_.config.min_delta,
+                                "max_epochs": run_.config.epochs, "decays": run_.config.decays})
                 print(f"  {dataset:13s} {cell:5s} {size:4d} lr {lr:g} dropout {dropout:g}: "
                       f"valid {run_.nll['valid']:.4f} ({len(run_.history.train_loss)} epochs, "
                       f"{run_.history.seconds:.0f} s)", flush=True)
