@@ -543,8 +543,8 @@ def test_chosen_is_the_best_point_of_the_recorded_grid(dataset):
     grid = [r for r in load_records().get("lr_grid", []) if r["dataset"] == dataset]
     base = chapter.RNN_CONFIGS[dataset]
     # a grid run under another schedule chose nothing for this one (records older than the first two
-    # fields were all made with patience 1 and min_delta 0.01; the epoch cap and the number of
-    # learning-rate cuts were recorded from the surnames' patience-2 grid on)
+    # fields were all made with patience 1 and min_delta 0.01; records older than the epoch cap and
+    # the number of learning-rate cuts were made under the configuration's present ones)
     assert {(r.get("patience", 1), r.get("min_delta", 0.01), r.get("max_epochs", base.epochs),
              r.get("decays", base.decays)) for r in grid} == {(base.patience, base.min_delta, base.epochs, base.decays)}
     models = {(c.cell, c.hidden_size) for (d, _), c in chapter.GATED_CONFIGS.items() if d == dataset}
