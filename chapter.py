@@ -118,8 +118,9 @@ __all__ = [
     'CELLS',
     'rnn_model',
     'RNN_CONFIGS',
-    'CONTEXT_SPANS',
-    'context_curve',
+    'loss_by_offset',
+    'offset_ranges',
+    'memory_span',
     'position_nll',
     'backprop_through_time',
     'bptt_gradients',
@@ -1214,8 +1215,12 @@ class Config:
             raise ValueError(f"need 0 <= dropout < 1 and lr > 0, got {self.dropout} and {self.lr}")
 
     def quick(self) -> "Config":
-        """The same experiment on a small slice of the data for one epoch (``CHAPTER_QUICK=1``)."""
-        return replace(self, epochs=1, decays=0, limit=min(self.limit or QUICK_LIMIT, QUICK_LIMIT))
+        """The same experiment on a small slice of the data for one epoch (``CHAPTER_QUICK=1``): at
+        most QUICK_LIMIT examples, or one batch of the book's pieces if that is more."""
+        limit = min(self.limit or QUICK_LIMIT, QUICK_LIMIT)
+        if self.dataset == "time-machine" and self.model == "rnn":
+            limit = max(limit, (self.batch_size + 1) * self.num_steps + 1)  # the offset moves by up to num_steps
+        return replace(self, epochs=1, decays=0, limit=limit)
 
     @property
     def label(self) -> str:
@@ -1695,32 +1700,63 @@ RNN_CONFIGS = {  # dataset -> Config; one-hot input (embedding_dim=None), so X_t
 
 
 # %% notebooks/03-rnn.md · § *The Time Machine*: carrying the state
-CONTEXT_SPANS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
-
-
 @torch.no_grad()
-def context_curve(model: nn.Module, ids: torch.Tensor, spans=CONTEXT_SPANS) -> dict:
-    """NLL (nats/char) of a recurrent language model on the text ``ids`` with its state reset to zero
-    every k characters, for each k in ``spans``, and (key None) with the state never reset.
+def loss_by_offset(model: nn.Module, ids: torch.Tensor, block: int = 512):
+    """NLL (nats) of a recurrent language model at each offset 1..block after a reset of its state.
 
-    All are scored on the same characters: the first n, n the largest multiple of max(spans) that
-    leaves a target for every input. A character k' positions after a reset is predicted from k'
-    characters of context.
+    The text ``ids`` (1-D) is read twice: cut into blocks of ``block`` characters, each from a zero
+    state (``reset``), and as one stream with the whole history (``stream``). Returns
+    ``(reset, stream)``, two (block,) tensors whose entry j - 1 is the mean loss of the characters
+    predicted after reading j characters of their block. The first block only warms the stream
+    up, so both are means over the same characters, each with at least ``block`` of history.
 
     Explained in notebooks/03-rnn.md, § *The Time Machine*: carrying the state.
     """
-    if ids.ndim != 1 or len(ids) <= max(spans):
-        raise ValueError(f"need a 1-D tensor of ids longer than the largest span {max(spans)}, got shape "
-                         f"{tuple(ids.shape)}")
-    if any(k < 1 or max(spans) % k for k in spans):
-        raise ValueError(f"every span must be a positive divisor of the largest, {max(spans)}; got {tuple(spans)}")
-    n = (len(ids) - 1) // max(spans) * max(spans)
-    curve = {}
-    for k in spans:
-        X, Y = ids[:n].view(-1, k).T, ids[1:n + 1].view(-1, k).T  # (k, n/k): one column per piece
-        curve[k] = evaluate(model, [(X, Y)])  # every column starts from a zero state
-    curve[None] = evaluate(model, lambda: sequential_batches(ids[:n + 1], max(spans), 1), stateful=True)
-    return curve
+    _check_positive(block=block)
+    if getattr(model, "block_size", None) is not None:
+        raise TypeError("loss_by_offset measures a recurrent model's memory; a window model's is its block_size")
+    if ids.ndim != 1 or len(ids) <= 2 * block:
+        raise ValueError(f"need a 1-D tensor of more than 2 * block = {2 * block} ids, got shape {tuple(ids.shape)}")
+    device, was_training = _model_device(model), model.training
+    model.eval()
+    n = (len(ids) - 1) // block * block
+    X, Y = ids[:n].to(device), ids[1:n + 1].to(device)
+    stream, state = [], None
+    for i in range(0, n, block):  # one column, the state carried from piece to piece
+        logits, state = model(X[i:i + block, None], state)
+        stream.append(next_token_loss(logits, Y[i:i + block, None], reduction="none"))  # (block,)
+    stream = torch.stack(stream, dim=1)[:, 1:]  # (block, n / block - 1): offset by block
+    logits, _ = model(X.view(-1, block).T)  # (block, n / block, V): every block from a zero state
+    reset = next_token_loss(logits, Y.view(-1, block).T, reduction="none").view(block, -1)[:, 1:]
+    model.train(was_training)
+    return reset.mean(dim=1).cpu(), stream.mean(dim=1).cpu()
+
+
+def offset_ranges(values: torch.Tensor) -> dict:
+    """Means of a per-offset curve (entry j - 1 for offset j) over the ranges 1, 2, 3-4, 5-8, ...
+
+    Explained in notebooks/03-rnn.md, § *The Time Machine*: carrying the state.
+    """
+    ranges, lo = {}, 1
+    while lo <= len(values):
+        hi = min(max(2 * lo - 2, lo), len(values))  # 1, 2, 3-4, 5-8, 9-16, ...
+        ranges[str(lo) if hi == lo else f"{lo}-{hi}"] = values[lo - 1:hi].mean().item()
+        lo = hi + 1
+    return ranges
+
+
+def memory_span(excess: torch.Tensor, tol: float = 0.005) -> int:
+    """How many characters of history (before the current one) a model uses, at the resolution of
+    ``offset_ranges``: the last offset of the last range whose mean excess loss is at least ``tol``
+    nats in size, 0 if none is (a model that reads the current character only).
+
+    Explained in notebooks/03-rnn.md, § *The Time Machine*: carrying the state.
+    """
+    span = 0
+    for name, value in offset_ranges(excess).items():
+        if abs(value) >= tol:
+            span = int(name.split("-")[-1])
+    return span
 
 
 # %% notebooks/03-rnn.md · § How far back does the RNN look?
@@ -2455,11 +2491,13 @@ def gate_trace(model, X: torch.Tensor) -> dict:
 
 
 # %% notebooks/05-gated-rnns.md · § A task with a known memory span (3)
-def state_gradient_norms(model, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    """||dL/dh_t|| for every step t of an RNNLanguageModel, L the loss at the last step only.
+def state_gradient_norms(model, X: torch.Tensor, Y: torch.Tensor) -> dict:
+    """||dL/dh_s|| for every step s of an RNNLanguageModel, L the loss at the last step only, and for
+    an LSTM also ||dL/dc_s||, the gradient reaching its cell state.
 
-    X, Y: (T, B) as from ``recall_batch``. Returns a (T,) tensor, entry ``lag`` for the state
-    ``lag`` steps before the last one (the mean over the batch of per-sequence norms).
+    X, Y: (T, B) as from ``recall_batch``. Returns {"h": (T,)} or {"h": (T,), "c": (T,)}: entry
+    ``lag`` for the state ``lag`` steps before the last one (the mean over the batch of per-sequence
+    norms).
 
     Explained in notebooks/05-gated-rnns.md, § A task with a known memory span.
     """
@@ -2467,17 +2505,22 @@ def state_gradient_norms(model, X: torch.Tensor, Y: torch.Tensor) -> torch.Tenso
     X, Y = X.to(device), Y.to(device)
     x = (F.one_hot(X, model.vocab_size).to(model.output.weight.dtype) if model.embedding is None
          else model.embedding(X))  # (T, B, D)
-    states, state = [], None
-    for x_t in x.unbind(0):
-        _, state = model.cell(x_t[None], state)  # one step
-        h = state[0] if isinstance(state, (tuple, list)) else state  # (B, H); an LSTM's state is (h, c)
-        h.retain_grad()  # keep dL/dh_t, which autograd would otherwise free
-        states.append(h)
-    loss = next_token_loss(model.output(h)[None], Y[-1:], reduction="sum")  # from the last state h_T
+    states, state, fast = [], None, model.cell.fast
+    model.cell.fast = False  # under autograd: the fused fast path would hide the path from c_t to h_t
+    try:
+        for x_t in x.unbind(0):
+            _, state = model.cell(x_t[None], state)  # one step
+            parts = tuple(state) if isinstance(state, (tuple, list)) else (state,)  # (h,) or an LSTM's (h, c)
+            for part in parts:
+                part.retain_grad()  # keep dL/dh_t (and dL/dc_t), which autograd would otherwise free
+            states.append(parts)
+    finally:
+        model.cell.fast = fast
+    loss = next_token_loss(model.output(states[-1][0])[None], Y[-1:], reduction="sum")  # from h_T
     model.zero_grad(set_to_none=True)
     loss.backward()
-    norms = torch.stack([h.grad.norm(dim=1).mean() for h in states])  # (T,)
-    return norms.flip(0).detach().cpu()  # index = lag
+    return {name: torch.stack([parts[i].grad.norm(dim=1).mean() for parts in states]).flip(0).detach().cpu()
+            for i, name in enumerate(("h", "c")[:len(states[0])])}  # (T,) each, index = lag
 
 
 # %% notebooks/06-beyond-language-models.md · § Bidirectional recurrent networks

@@ -96,15 +96,6 @@ def recall_seed_table(records: dict) -> str:
     return "\n".join(lines)
 
 
-def _curve_stats(records: dict) -> dict:
-    """model -> {k: {"mean", "std", "n"}} of the recorded context curves, in recorded order."""
-    rows = records.get("context_curve", [])
-    curves: dict[str, dict] = {}
-    for r in rows:
-        curves.setdefault(r["model"], {}).setdefault(r["k"], []).append(r["nll"])
-    return {model: {k: _mean_std(v) for k, v in curve.items()} for model, curve in curves.items()}
-
-
 def _pyplot():
     """matplotlib's pyplot with a headless backend (only inside the benchmark process) and stable SVG ids."""
     import matplotlib
@@ -123,49 +114,39 @@ def _save(plt, fig, path: Path) -> None:
     plt.close(fig)
 
 
-def context_curve_table(records: dict) -> str:
-    """Test NLL on the book with the state reset every k characters: mean ± std over the seeds,
-    with the causal CNN and the best n-gram model as references."""
-    curves = _curve_stats(records)
-    if not curves:
-        return "(no context curves recorded)"
-    spans = list(next(iter(curves.values())))
-    lines = ["test NLL (nats/char) with the state reset every k characters; mean ± std over seeds",
-             f"{'k':>6s}" + "".join(f"{m:>17s}" for m in curves)]
-    for k in spans:
-        cells = [f"{c[k]['mean']:.3f} ± {c[k]['std']:.3f}" for c in curves.values()]
-        lines.append(f"{k!s:>6s}" + "".join(f"{cell:>17s}" for cell in cells))
-    test = seed_summary(records, "test")
-    for model in ("causal CNN", "n-gram"):
-        s = test.get(("time-machine", model))
-        if s:
-            lines.append(f"reference, {model}: {s['mean']:.3f} ± {s['std']:.3f}")
+def memory_summary(records: dict) -> dict:
+    """model -> {"excess": {range: mean/std}, "span": mean/std, "nll": mean/std} over the seeds of the
+    recorded memory measurements (benchmarks/memory.py), models in recorded order, ranges by offset."""
+    groups: dict[str, list[dict]] = {}
+    for r in records.get("memory", []):
+        groups.setdefault(r["model"], []).append(r)
+    def first_offset(name: str) -> int:  # "1", "2", "3-4", ...: results.json stores them sorted as text
+        return int(name.split("-")[0])
+
+    return {model: {"excess": {k: _mean_std([r["excess"][k] for r in rows])
+                               for k in sorted(rows[0]["excess"], key=first_offset)},
+                    "span": _mean_std([r["span"] for r in rows]), "spans": sorted(r["span"] for r in rows),
+                    "nll": _mean_std([r["nll"] for r in rows]), "num_steps": rows[0]["num_steps"]}
+            for model, rows in groups.items()}
+
+
+def memory_table(records: dict) -> str:
+    """The excess loss by offset after a reset, by range of offsets: mean ± std over the seeds, with
+    each model's memory span (per seed) and test NLL read as one stream."""
+    summary = memory_summary(records)
+    if not summary:
+        return "(no memory measurements recorded)"
+    ranges = list(next(iter(summary.values()))["excess"])
+    lines = ["excess loss (nats/char) at each offset after a reset of the state, minus the loss with the whole",
+             "history; mean ± std over seeds, by range of offsets",
+             f"{'offsets':>9s}" + "".join(f"{m:>18s}" for m in summary)]
+    for k in ranges:
+        lines.append(f"{k:>9s}" + "".join(f"{s['excess'][k]['mean']:+10.4f} ± {s['excess'][k]['std']:.4f}"
+                                          for s in summary.values()))
+    lines.append(f"{'span':>9s}" + "".join(f"{'/'.join(map(str, s['spans'])):>18s}" for s in summary.values()))
+    lines.append(f"{'test NLL':>9s}" + "".join(f"{s['nll']['mean']:11.3f} ± {s['nll']['std']:.3f}"
+                                              for s in summary.values()))
     return "\n".join(lines)
-
-
-def context_chart(records: dict, path: Path) -> bool:
-    curves = _curve_stats(records)
-    if not curves:
-        return False
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for i, (model, curve) in enumerate(curves.items()):
-        spans = [k for k in curve if k != "never"]
-        stats = [curve[k] for k in spans]
-        ax.errorbar(spans, [s["mean"] for s in stats], yerr=[s["std"] for s in stats], fmt="o-", ms=3,
-                    capsize=2, color=f"C{i}", label=model)
-    test = seed_summary(records, "test")
-    for model, style in (("causal CNN", "--"), ("n-gram", "-.")):
-        s = test.get(("time-machine", model))
-        if s:
-            ax.axhline(s["mean"], color="gray", ls=style, label=f"{model} (mean over seeds)")
-    ax.set(xscale="log", xlabel="k (characters between resets of the state)", ylabel="test NLL (nats/char)",
-           title="The Time Machine: context used by each cell", ylim=(None, 2.2))
-    ax.set_xticks(spans, [str(k) for k in spans])
-    ax.minorticks_off()
-    ax.legend(fontsize=7)
-    _save(plt, fig, path)
-    return True
 
 
 def _fmt(value, spec: str) -> str:
@@ -304,10 +285,11 @@ def write_report(results: dict, path: Path) -> None:
     chart = path.with_name(path.stem.replace("RESULTS", "results") + ".svg")
     if bar_chart(results, chart):
         lines += [f"![test NLL per model]({chart.name})", ""]
-    lines += ["## How far back the recurrent models look", "", "```", context_curve_table(results), "```", ""]
-    curves = path.with_name(path.stem.replace("RESULTS", "results") + "-context.svg")
-    if context_chart(results, curves):
-        lines += [f"![context curves]({curves.name})", ""]
+    memory_devices = sorted({r.get("device", "?") for r in results.get("memory", [])})
+    lines += ["## How much history the recurrent models use", "",
+              f"Measured on {'; '.join(memory_devices)}: a run cached under another thread count is trained again, "
+              "so seed 0 here need not be the notebooks' run.", "",
+              "```", memory_table(results), "```", ""]
     lines += ["## Learning-rate grid", "", "```", lr_grid_table(results), "```", "",
               "## Recall task", "", "```", recall_seed_table(results), "```", ""]
     lines += _other_tables(results)

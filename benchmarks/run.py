@@ -2,7 +2,7 @@
 
     python -m benchmarks.run                    # every area, full budgets
     python -m benchmarks.run --only context rnn # some areas
-    python -m benchmarks.run --only grid rnn gated curves --dataset time-machine  # one dataset's records
+    python -m benchmarks.run --only grid rnn gated memory --dataset time-machine  # one dataset's records
     python -m benchmarks.run --quick            # smoke run (CHAPTER_QUICK=1: tiny budgets), into a scratch file
     python -m benchmarks.run --only speed --full-chapter  # also time a full run of every notebook (~25 min on 2 cores)
 
@@ -10,7 +10,7 @@ Each area is a module ``benchmarks/<area>.py`` with ``run(quick: bool) -> list[d
 is trained with its notebook's configuration and seeds 0, 1 and 2 (seed 0 is the notebooks' run,
 shared through the chapter's cache of trained runs). Quality records carry dataset, model, split,
 seed and the measured numbers (nll and perplexity for language models; accuracy or F1 for notebook
-06's tasks); the learning-rate grid, the context curves and the recall task have records of their own. This driver
+06's tasks); the learning-rate grid, the memory measurements and the recall task have records of their own. This driver
 adds device and commit. Records replace earlier ones with the same key, so running one area keeps
 the others. Results: ``benchmarks/results.json`` and ``RESULTS.md``.
 """
@@ -30,11 +30,11 @@ from pathlib import Path
 from chapterkit import git_commit
 
 HERE = Path(__file__).resolve().parent
-AREAS = ["context", "rnn", "grid", "gated", "curves", "recall", "beyond", "speed"]  # in chapter order
+AREAS = ["context", "rnn", "grid", "gated", "memory", "recall", "beyond", "speed"]  # in chapter order
 QUALITY_KEYS = ("dataset", "model", "split", "seed")
 # areas with records of their own kind
-OWN_LIST = {"grid": "lr_grid", "curves": "context_curve", "recall": "recall", "speed": "speed"}
-BY_DATASET = ("context", "rnn", "grid", "gated", "curves")  # areas whose run() takes datasets=
+OWN_LIST = {"grid": "lr_grid", "memory": "memory", "recall": "recall", "speed": "speed"}
+BY_DATASET = ("context", "rnn", "grid", "gated", "memory")  # areas whose run() takes datasets=
 
 
 def device_name() -> str:
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
         print(f"[bench] {area}: {len(records)} records in {time.perf_counter() - start:.0f} s", flush=True)
         if area == "speed":
             results["speed"] = merge(results.get("speed", []), [{**stamp, **r} for r in records], speed_key)
-        elif area in OWN_LIST:  # the grid, the context curves and the recall task: replaced whole (or by dataset)
+        elif area in OWN_LIST:  # the grid, the memory measurements and the recall task: replaced whole (or by dataset)
             kept = [r for r in results.get(OWN_LIST[area], []) if args.dataset and r["dataset"] not in args.dataset]
             results[OWN_LIST[area]] = kept + [{**stamp, **r} for r in records]
         else:

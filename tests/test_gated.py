@@ -447,6 +447,8 @@ def test_state_gradient_norms_matches_autograd_on_a_tiny_case():
     model = chapter.RNNLanguageModel(chapter.recall_vocab_size(), 4, cell=RNN).double()
     X, Y = chapter.recall_batch(5, 3, generator=torch.Generator().manual_seed(0))
     norms = chapter.state_gradient_norms(model, X, Y)
+    assert set(norms) == {"h"}  # an RNN's state has no cell
+    norms = norms["h"]
     assert norms.shape == (6,)
     # lag 0 by hand: dL/dh_T = W_out^T (softmax - onehot) per sequence
     h_T = model(X)[1]
@@ -456,6 +458,31 @@ def test_state_gradient_norms_matches_autograd_on_a_tiny_case():
     torch.testing.assert_close(norms[0], expected)
     # plain-RNN gradients vanish with the lag at this initialisation
     assert norms[-1] < norms[0]
+
+
+def test_state_gradient_norms_of_an_lstm_include_the_cell_state():
+    torch.manual_seed(0)
+    model = chapter.RNNLanguageModel(chapter.recall_vocab_size(), 4, cell=LSTM).double()
+    X, Y = chapter.recall_batch(5, 3, generator=torch.Generator().manual_seed(0))
+    norms = chapter.state_gradient_norms(model, X, Y)
+    assert set(norms) == {"h", "c"} and norms["h"].shape == norms["c"].shape == (6,)
+    # lag 0 by hand: dL/dc_T = dL/dh_T * o_T * (1 - tanh(c_T)^2), since h_T = o_T * tanh(c_T)
+    h_T, c_T = model(X)[1]
+    p = torch.softmax(model.output(h_T), -1)
+    p[torch.arange(3), Y[-1]] -= 1
+    dh = p @ model.output.weight
+    o_T = chapter.gate_trace(model, X)["o"][-1]
+    torch.testing.assert_close(norms["h"][0], dh.norm(dim=1).mean())
+    torch.testing.assert_close(norms["c"][0], (dh * o_T * (1 - torch.tanh(c_T) ** 2)).norm(dim=1).mean())
+    # one step back, by autograd from c_{T-1}: through c_T, and through h_{T-1} = o_{T-1} * tanh(c_{T-1})
+    x = torch.nn.functional.one_hot(X, model.vocab_size).double()
+    _, (_, c_prev) = model.cell(x[:-1])
+    c_prev = c_prev.detach().requires_grad_()
+    h_prev = chapter.gate_trace(model, X)["o"][-2] * torch.tanh(c_prev)
+    _, (h, _) = model.cell(x[-1:], (h_prev, c_prev))
+    loss = chapter.next_token_loss(model.output(h)[None], Y[-1:], reduction="sum")
+    (grad,) = torch.autograd.grad(loss, c_prev)
+    torch.testing.assert_close(norms["c"][1], grad.norm(dim=1).mean())
 
 
 def test_recall_task_trains_through_the_driver():

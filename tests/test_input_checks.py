@@ -76,10 +76,12 @@ def test_clip_gradients_takes_a_single_tensor_like_torch():
     assert w.grad.norm().item() == pytest.approx(1.0, rel=1e-5)
 
 
-def test_context_curve_needs_spans_that_divide_the_largest():
+def test_loss_by_offset_needs_a_recurrent_model_and_enough_text():
     model = chapter.RNNLanguageModel(5, 4)
-    with pytest.raises(ValueError, match="positive divisor of the largest"):
-        chapter.context_curve(model, torch.randint(5, (100,)), spans=(1, 3, 10))
+    with pytest.raises(ValueError, match="more than 2 \\* block"):
+        chapter.loss_by_offset(model, torch.randint(5, (100,)), block=50)
+    with pytest.raises(TypeError, match="window model"):
+        chapter.loss_by_offset(chapter.MLPContext(5, 8, 4, 8), torch.randint(5, (100,)), block=8)
 
 
 def test_position_nll_marks_positions_no_name_reaches(vocab):

@@ -8,7 +8,7 @@ import types
 import torch
 
 import chapter
-from benchmarks.report import cell_speed_table, context_curve_table, lr_grid_table, recall_seed_table, seed_summary
+from benchmarks.report import cell_speed_table, lr_grid_table, memory_table, recall_seed_table, seed_summary
 from chapterkit import git_commit
 
 
@@ -23,13 +23,22 @@ def test_seed_summary_gives_mean_and_sample_std():
     assert math.isclose(s["time-machine", "RNN"]["std"], 1.0)  # sample standard deviation (n - 1)
 
 
-def test_context_curve_table_averages_each_k_over_seeds_and_adds_the_references():
-    rows = [{"model": "GRU", "seed": s, "k": k, "nll": v}
-            for s, offset in enumerate((0.0, 0.02)) for k, v in ((1, 2.5 + offset), ("never", 1.4 + offset))]
-    table = context_curve_table({"context_curve": rows, "quality": _quality("causal CNN", [1.45, 1.47])})
-    assert "2.510 ± 0.014" in table and "1.410 ± 0.014" in table
-    assert "reference, causal CNN: 1.460 ± 0.014" in table
-    assert context_curve_table({}) == "(no context curves recorded)"
+def test_memory_table_averages_each_range_over_seeds_and_lists_the_spans():
+    rows = [{"model": "LSTM", "seed": s, "num_steps": 32, "nll": 1.36 + d, "span": span,
+             "excess": {"1": 1.8 + d, "2-2": 0.1, "3-4": 0.004 - d}}
+            for s, (d, span) in enumerate(((0.0, 8), (0.02, 16)))]
+    table = memory_table({"memory": rows})
+    assert "+1.8100 ± 0.0141" in table and "+0.0040 ± 0.0141" not in table and "-0.0060 ± 0.0141" in table
+    assert "8/16" in table and "1.370 ± 0.014" in table
+    assert memory_table({}) == "(no memory measurements recorded)"
+
+
+def test_memory_table_lists_the_ranges_by_offset_though_results_json_sorts_them_as_text():
+    excess = dict(sorted({"1": 1.5, "2": 0.5, "3-4": 0.3, "9-16": 0.002, "17-32": 0.001}.items()))
+    assert list(excess) == ["1", "17-32", "2", "3-4", "9-16"]  # as json.dumps(sort_keys=True) writes them
+    table = memory_table({"memory": [{"model": "RNN", "seed": 0, "num_steps": 32, "nll": 1.5, "span": 8,
+                                      "excess": excess}]})
+    assert [line.split()[0] for line in table.splitlines()[3:8]] == ["1", "2", "3-4", "9-16", "17-32"]
 
 
 def test_recall_table_reports_mean_and_range():

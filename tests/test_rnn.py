@@ -348,24 +348,57 @@ class Memoryless(torch.nn.Module):
         return self.table(X), state
 
 
-def test_context_curve_is_flat_for_a_model_without_memory_and_checks_its_input():
+class ShiftRegister(torch.nn.Module):
+    """A recurrent language model whose memory is exactly its last `span` tokens, by construction: the
+    state holds them (id + 1, 0 for none yet), and the logits are a sum of one table per lag."""
+
+    def __init__(self, vocab_size, span):
+        super().__init__()
+        self.span = span
+        self.tables = torch.nn.Parameter(3 * torch.randn(span, vocab_size + 1, vocab_size, dtype=torch.float64))
+
+    def forward(self, X, state=None):
+        state = X.new_zeros(X.shape[1], self.span) if state is None else state  # (B, span)
+        logits = []
+        for x_t in X.unbind(0):
+            state = torch.cat([x_t[:, None] + 1, state[:, :-1]], dim=1)  # the newest token first
+            logits.append(sum(self.tables[i][state[:, i]] for i in range(self.span)))  # (B, V)
+        return torch.stack(logits), state
+
+
+def test_a_model_with_a_known_memory_has_no_excess_loss_beyond_it():
     torch.manual_seed(0)
-    ids = torch.randint(5, (300,))
-    curve = chapter.context_curve(Memoryless(5), ids, spans=(1, 2, 8, 32))
-    assert set(curve) == {1, 2, 8, 32, None}
-    assert max(curve.values()) - min(curve.values()) < 1e-6
-    with pytest.raises(ValueError, match="longer than the largest span"):
-        chapter.context_curve(Memoryless(5), ids[:32], spans=(1, 32))
+    ids = torch.randint(5, (700,))
+    for span in (2, 5, 9):
+        reset, stream = chapter.loss_by_offset(ShiftRegister(5, span), ids, block=32)
+        excess = reset - stream
+        assert excess.shape == (32,)
+        assert excess[span - 1:].abs().max() < 1e-12  # from offset `span` on it has all it uses
+        assert excess[span - 2].abs() > 0.01  # one character fewer changes its loss
+        assert chapter.memory_span(excess) == span - 1  # characters of history; 1, 4, 8 end a range
+    reset, stream = chapter.loss_by_offset(Memoryless(5), ids, block=32)
+    assert (reset - stream).abs().max() < 1e-6 and chapter.memory_span(reset - stream) == 0
 
 
-def test_context_curve_of_an_rnn_resets_its_state():
+def test_loss_by_offset_reads_blocks_from_a_zero_state_and_the_stream_whole():
     torch.manual_seed(0)
     model = RNNLanguageModel(5, 6).double()
-    ids = torch.randint(5, (65,))
-    curve = chapter.context_curve(model, ids, spans=(1, 4, 16))
-    X, Y = ids[:64].view(16, 4).T, ids[1:65].view(16, 4).T  # pieces of 4 from a zero state
-    assert curve[4] == pytest.approx(chapter.evaluate(model, [(X, Y)]), abs=1e-12)
-    assert curve[None] == pytest.approx(chapter.evaluate(model, [(ids[:64, None], ids[1:65, None])]), abs=1e-12)
+    ids = torch.randint(5, (70,))
+    reset, stream = chapter.loss_by_offset(model, ids, block=16)
+    n = 64  # four blocks; the first only warms the stream up
+    X, Y = ids[:n].view(4, 16).T[:, 1:], ids[1:n + 1].view(4, 16).T[:, 1:]
+    assert reset.mean().item() == pytest.approx(chapter.evaluate(model, [(X, Y)]), abs=1e-12)
+    assert reset[0].item() == pytest.approx(chapter.evaluate(model, [(X[:1], Y[:1])]), abs=1e-12)
+    with torch.no_grad():
+        losses = chapter.next_token_loss(model(ids[:n, None])[0], ids[1:n + 1, None], reduction="none")
+    assert stream.mean().item() == pytest.approx(losses[16:].mean().item(), abs=1e-12)
+    assert model.training  # left as it was found
+
+
+def test_offset_ranges_double():
+    ranges = chapter.offset_ranges(torch.arange(1.0, 21.0))  # the value at offset j is j
+    assert list(ranges) == ["1", "2", "3-4", "5-8", "9-16", "17-20"]
+    assert ranges["5-8"] == 6.5 and ranges["17-20"] == 18.5
 
 
 def _position_nll_by_hand(model, names, vocab, positions):
