@@ -262,12 +262,21 @@ def test_config_accepts_no_patience_and_names_its_model():
 
 
 def test_config_quick_shrinks_the_budget_only():
-    config = Config("time-machine", "rnn", hidden_size=64, epochs=30, decays=2, lr=5e-3)
+    config = Config("time-machine", "mlp", hidden_size=64, epochs=30, decays=2, lr=5e-3)
     quick = config.quick()
     assert (quick.epochs, quick.decays, quick.limit) == (1, 0, chapter.QUICK_LIMIT)
     assert dataclasses.replace(quick, epochs=30, decays=2, limit=None) == config  # nothing else changes
     assert config.epochs == 30 and config.limit is None  # the original is untouched
     assert quick.quick() == quick
+
+
+def test_config_quick_keeps_one_batch_of_the_books_pieces():
+    """A recurrent model of the book needs batch_size rows of num_steps characters (plus the offset
+    that moves by up to num_steps) for one batch: notebook 05's LSTM over 128 steps in quick mode."""
+    for num_steps in (8, 128):
+        config = Config("time-machine", "rnn", hidden_size=64, batch_size=32, num_steps=num_steps, lr=5e-3)
+        assert config.quick().limit == max(chapter.QUICK_LIMIT, 33 * num_steps + 1)
+    assert Config("surnames", "rnn", hidden_size=64, lr=5e-3).quick().limit == chapter.QUICK_LIMIT
 
 
 # ---------------------------------------------------------------------------------------------
