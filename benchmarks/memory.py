@@ -1,8 +1,8 @@
 """How much history the book's recurrent models use (notebooks 03 and 05): the excess loss by offset
 after a reset of the state (``chapter.loss_by_offset``), for the RNN, the GRU and the LSTM with 256
-units, and for the LSTM trained with truncated BPTT over LONG_STEPS characters instead of 32; every
-seed. The records hold the excess averaged over ``chapter.offset_ranges``, the memory span and the
-test NLL read as one stream."""
+units, and for the LSTM trained with truncated BPTT over LONG_STEPS characters instead of 32 (with as
+many characters per update); every seed. The records hold the excess averaged over
+``chapter.offset_ranges``, the memory span and the test NLL read as one stream."""
 
 from __future__ import annotations
 
@@ -15,27 +15,40 @@ BLOCK = 512  # characters per block read from a zero state
 LONG_STEPS = 128  # the truncation length set against the chapter's num_steps = 32
 
 
+def long_truncation(config: chapter.Config) -> chapter.Config:
+    """``config`` with pieces of LONG_STEPS characters and as many fewer rows a batch, so that an update
+    sees as many characters and an epoch has as many updates: only the truncation length changes."""
+    rows = config.batch_size * config.num_steps // LONG_STEPS
+    if rows < 1 or rows * LONG_STEPS != config.batch_size * config.num_steps:
+        raise ValueError(f"batch_size * num_steps = {config.batch_size * config.num_steps} is not a multiple of "
+                         f"LONG_STEPS = {LONG_STEPS}; choose a batch that splits into pieces of {LONG_STEPS}")
+    return dataclasses.replace(config, num_steps=LONG_STEPS, batch_size=rows)
+
+
 def configs() -> dict:
     """label -> Config: the three cells at 256 units, and the LSTM with the longer truncation."""
     found = {label: config for (dataset, label), config in chapter.GATED_CONFIGS.items()
              if dataset == "time-machine" and "units" not in label}  # RNN, GRU, LSTM with 256 units
-    found[f"LSTM, {LONG_STEPS} steps"] = dataclasses.replace(found["LSTM"], num_steps=LONG_STEPS)
+    found[f"LSTM, {LONG_STEPS} steps"] = long_truncation(found["LSTM"])
     return found
 
 
-def run(quick: bool, datasets=chapter.DATASETS) -> list[dict]:
+def run(quick: bool, datasets=chapter.DATASETS, labels=None) -> list[dict]:
+    """Every seed of every configuration (or of those in ``labels``)."""
     if "time-machine" not in datasets:  # measured on the book only
         return []
     _, _, _, test_ids = chapter.splits("time-machine")
     records = []
     for label, config in configs().items():
+        if labels is not None and label not in labels:
+            continue
         for seed in seeds(quick):
             run = chapter.train(dataclasses.replace(config, seed=seed), progress=False)
             reset, stream = chapter.loss_by_offset(run.model, test_ids, block=BLOCK)
             excess = reset - stream
             records.append({"dataset": "time-machine", "model": label, "seed": seed, "num_steps": config.num_steps,
                             "nll": stream.mean().item(), "span": chapter.memory_span(excess),
-                            "excess": chapter.offset_ranges(excess)})
+                            "batch_size": config.batch_size, "excess": chapter.offset_ranges(excess)})
             print(f"  {label:16s} seed {seed}: span {records[-1]['span']}, stream NLL {stream.mean():.4f}",
                   flush=True)
     return records

@@ -1,10 +1,12 @@
 """The benchmark report's tables, on made-up records (nothing is trained); the benchmark driver and
 the commit stamp of its records."""
 
+import dataclasses
 import math
 import subprocess
 import types
 
+import pytest
 import torch
 
 import chapter
@@ -161,3 +163,14 @@ def test_commit_stamp_is_dirty_only_when_more_than_the_outputs_changed(tmp_path)
     assert git_commit(tmp_path) == clean
     (tmp_path / "chapter.py").write_text("2\n")
     assert git_commit(tmp_path) == clean + "+dirty"
+
+
+def test_the_long_truncation_changes_only_the_piece_length_and_the_rows():
+    from benchmarks.memory import LONG_STEPS, configs, long_truncation
+
+    base = chapter.GATED_CONFIGS["time-machine", "LSTM"]
+    long = configs()[f"LSTM, {LONG_STEPS} steps"]
+    assert long.num_steps == LONG_STEPS and long.batch_size * LONG_STEPS == base.batch_size * base.num_steps
+    assert dataclasses.replace(long, num_steps=base.num_steps, batch_size=base.batch_size) == base
+    with pytest.raises(ValueError, match="not a multiple of LONG_STEPS"):
+        long_truncation(dataclasses.replace(base, batch_size=3))  # 3 * 32 characters: no whole pieces of 128
