@@ -66,3 +66,4 @@ lint: $(STAMP) ## ruff on the code (chapter.py, chapterkit, tests, benchmarks, b
 
 clean: ## remove build output and caches
 	rm -rf build _build .pytest_cache
+	rm -f benchmarks/results-quick.json benchmarks/RESULTS-quick.md benchmarks/results-quick.svg
