@@ -33,15 +33,12 @@ def configs() -> dict:
     return found
 
 
-def run(quick: bool, datasets=chapter.DATASETS, labels=None) -> list[dict]:
-    """Every seed of every configuration (or of those in ``labels``)."""
+def run(quick: bool, datasets=chapter.DATASETS) -> list[dict]:
     if "time-machine" not in datasets:  # measured on the book only
         return []
     _, _, _, test_ids = chapter.splits("time-machine")
     records = []
     for label, config in configs().items():
-        if labels is not None and label not in labels:
-            continue
         for seed in seeds(quick):
             run = chapter.train(dataclasses.replace(config, seed=seed), progress=False)
             reset, stream = chapter.loss_by_offset(run.model, test_ids, block=BLOCK)

@@ -114,19 +114,21 @@ def _save(plt, fig, path: Path) -> None:
     plt.close(fig)
 
 
+def _first_offset(name: str) -> int:
+    """The first offset of a range of ``chapter.offset_ranges`` ("1", "3-4", ...): results.json stores
+    the ranges sorted as text, so "17-32" before "2"."""
+    return int(name.split("-")[0])
+
+
 def memory_summary(records: dict) -> dict:
-    """model -> {"excess": {range: mean/std}, "span": mean/std, "nll": mean/std} over the seeds of the
+    """model -> {"excess": {range: mean/std}, "spans": [per seed], "nll": mean/std} over the seeds of the
     recorded memory measurements (benchmarks/memory.py), models in recorded order, ranges by offset."""
     groups: dict[str, list[dict]] = {}
     for r in records.get("memory", []):
         groups.setdefault(r["model"], []).append(r)
-    def first_offset(name: str) -> int:  # "1", "2", "3-4", ...: results.json stores them sorted as text
-        return int(name.split("-")[0])
-
     return {model: {"excess": {k: _mean_std([r["excess"][k] for r in rows])
-                               for k in sorted(rows[0]["excess"], key=first_offset)},
-                    "span": _mean_std([r["span"] for r in rows]), "spans": sorted(r["span"] for r in rows),
-                    "nll": _mean_std([r["nll"] for r in rows]), "num_steps": rows[0]["num_steps"]}
+                               for k in sorted(rows[0]["excess"], key=_first_offset)},
+                    "spans": sorted(r["span"] for r in rows), "nll": _mean_std([r["nll"] for r in rows])}
             for model, rows in groups.items()}
 
 
