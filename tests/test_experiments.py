@@ -6,8 +6,11 @@ under a second or two.
 """
 
 import dataclasses
+import json
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -253,6 +256,60 @@ def test_a_save_that_breaks_off_leaves_neither_a_run_nor_a_partial_file(tmp_path
         run = train(TINY["surnames", "mlp"], progress=False)
     assert set(run.nll) == {"train", "valid", "test"}
     assert list((tmp_path / "runs").iterdir()) == []  # no half-written .part, no run
+
+
+KERNEL_WITH_AN_EDITED_FIT = r"""
+import json, os, sys
+import torch
+from IPython.core.interactiveshell import InteractiveShell
+from chapterkit import CHAPTER_PY
+
+torch.set_num_threads(1)
+shell = InteractiveShell.instance()
+shell.run_line_magic("load_ext", "chapterkit")
+# a notebook kernel that has run every %%save cell: chapter.py's code, in the notebook's namespace
+assert shell.run_cell("%%save\n" + CHAPTER_PY.read_text(encoding="utf-8")).success
+assert "CHAPTER_CODE_EDITS" not in os.environ
+# the reader edits fit for an exercise: it now trains nothing
+assert shell.run_cell('%%save\ndef fit(model, *args, **kwargs):\n    return History()\n').success
+config = eval(sys.argv[1], shell.user_ns)
+run = shell.user_ns["train"](config, progress=False)
+edited_key = shell.user_ns["_run_path"](config).name
+os.environ.pop("CHAPTER_CODE_EDITS")
+print(json.dumps({"edited": edited_key, "unedited": shell.user_ns["_run_path"](config).name,
+                  "epochs": len(run.history.train_loss)}))
+"""
+
+
+def test_a_model_trained_by_edited_notebook_code_is_never_served_to_chapter_py(tmp_path):
+    """The poisoning the run cache once allowed: a kernel whose fit was edited to train nothing
+    cached its untrained model under chapter.py's key, and a fresh process loaded it."""
+    config = TINY["surnames", "mlp"]
+    env = {**os.environ, "CHAPTER_RUNS_DIR": str(tmp_path / "runs"), "CHAPTER_DEVICE": "cpu"}
+    env.pop("CHAPTER_CODE_EDITS", None)
+    done = subprocess.run([sys.executable, "-c", KERNEL_WITH_AN_EDITED_FIT, repr(config)], env=env,
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    kernel = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "differs from chapter.py" in done.stdout  # the magic told the reader
+    assert kernel["epochs"] == 0  # the edited fit trained nothing, and that run was cached ...
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [kernel["edited"]]
+    # ... under a key of its own: without the edits the kernel's key is chapter.py's, as it should be
+    assert kernel["unedited"] == chapter._run_path(config).name != kernel["edited"]
+    fresh = train(config, progress=False)  # a fresh process with chapter.py unchanged trains its own
+    assert len(fresh.history.train_loss) == config.epochs
+    assert len(list((tmp_path / "runs").iterdir())) == 2
+
+
+def test_the_save_magic_sees_every_exported_cell_as_chapter_py_code_and_an_edit_as_not():
+    from chapterkit.export import collect
+    from chapterkit.magic import held_by_chapter
+
+    blocks = collect()
+    assert blocks and all(held_by_chapter(b.source) for b in blocks)
+    fit_cell = next(b.source for b in blocks if "def fit(" in b.source)
+    assert held_by_chapter(fit_cell.replace('"""Train ``model``', '"""Train the ``model``'))  # docstrings aside
+    assert not held_by_chapter(fit_cell.replace("lr: float = 1e-3", "lr: float = 1e-2"))
 
 
 def test_runs_saved_by_processes_side_by_side_do_not_share_a_temporary_file(tmp_path, monkeypatch):
