@@ -12,6 +12,7 @@ effects: it creates no files, downloads nothing and seeds nothing (call ``set_se
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import dataclasses
@@ -67,6 +68,7 @@ __all__ = [
     'Vocab',
     'split_names',
     'split_text',
+    'check_positive',
     'name_windows',
     'text_windows',
     'IGNORE_INDEX',
@@ -77,6 +79,8 @@ __all__ = [
     'random_batches',
     'sequential_batches',
     'next_token_loss',
+    'model_device',
+    'eval_mode',
     'evaluate',
     'DATASETS',
     'splits',
@@ -84,6 +88,7 @@ __all__ = [
     'WindowData',
     'windows',
     'eval_batches',
+    'WindowModel',
     'NGramModel',
     'NGRAM_ORDERS',
     'NGRAM_KS',
@@ -112,8 +117,11 @@ __all__ = [
     'sample',
     'sample_origins',
     'plot_embeddings',
+    'check_sequence',
+    'check_state',
     'RNN',
     'RNNLanguageModel',
+    'check_ids',
     'clip_gradients',
     'CELLS',
     'rnn_model',
@@ -549,8 +557,11 @@ def split_text(text: str, fractions=(0.8, 0.1, 0.1)):
 
 
 # %% notebooks/01-text-data.md · § Fixed-window contexts
-def _check_positive(**sizes) -> None:
-    """Raise unless every keyword's value is an int >= 1 (a window, a batch size, a hidden size...)."""
+def check_positive(**sizes) -> None:
+    """Raise unless every keyword's value is an int >= 1 (a window, a batch size, a hidden size...).
+
+    Explained in notebooks/01-text-data.md, § Fixed-window contexts.
+    """
     for name, value in sizes.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -564,7 +575,7 @@ def name_windows(names: Sequence[str], vocab: Vocab, block_size: int):
 
     Explained in notebooks/01-text-data.md, § Fixed-window contexts.
     """
-    _check_positive(block_size=block_size)
+    check_positive(block_size=block_size)
     if len(names) == 0:
         raise ValueError("name_windows got an empty list of names")
     if BOUNDARY not in vocab:
@@ -586,7 +597,7 @@ def text_windows(ids: torch.Tensor, block_size: int):
 
     Explained in notebooks/01-text-data.md, § Fixed-window contexts.
     """
-    _check_positive(block_size=block_size)
+    check_positive(block_size=block_size)
     ids = torch.as_tensor(ids, dtype=torch.long)
     if ids.ndim != 1 or len(ids) <= block_size:
         raise ValueError(f"need a 1-D sequence longer than the window ({block_size}), got shape {tuple(ids.shape)}")
@@ -632,7 +643,7 @@ def by_length(items: Sequence, parts: int, length=len) -> list[list]:
 
     Explained in notebooks/01-text-data.md, § Sequences for recurrent networks.
     """
-    _check_positive(parts=parts)
+    check_positive(parts=parts)
     items, n = sorted(items, key=length), len(items)
     cuts = [k * n // parts for k in range(parts + 1)]
     return [items[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
@@ -653,7 +664,7 @@ def name_batches(names: Sequence[str], vocab: Vocab, batch_size: int, shuffle: b
     Explained in notebooks/01-text-data.md, § Sequences for recurrent networks.
     """
     by_length([], parts)  # checks parts
-    _check_positive(batch_size=batch_size)
+    check_positive(batch_size=batch_size)
     if len(names) == 0:
         raise ValueError("name_batches got an empty list of names")
     order = torch.randperm(len(names), generator=generator).tolist() if shuffle else list(range(len(names)))
@@ -679,7 +690,7 @@ def name_batches(names: Sequence[str], vocab: Vocab, batch_size: int, shuffle: b
 # %% notebooks/01-text-data.md · § Sequences for recurrent networks (2)
 def _check_steps(ids, num_steps: int, batch_size: int) -> torch.Tensor:
     ids = torch.as_tensor(ids, dtype=torch.long)
-    _check_positive(num_steps=num_steps, batch_size=batch_size)
+    check_positive(num_steps=num_steps, batch_size=batch_size)
     if len(ids) < num_steps * batch_size + 1:
         raise ValueError(f"a text of {len(ids)} tokens is too short for batches of "
                          f"{batch_size} x {num_steps} steps")
@@ -764,30 +775,47 @@ def _logits_and_state(model, X, state, stateful: bool):
     return out if isinstance(out, tuple) else (out, None)
 
 
-def _model_device(model: torch.nn.Module) -> torch.device:
-    """Where the model lives: its first parameter's (or buffer's) device; the CPU if it has neither."""
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where the model lives: its first parameter's (or buffer's) device; the CPU if it has neither.
+    New tensors that meet the model go there.
+
+    Explained in notebooks/02-context-models.md, § Scoring a language model.
+    """
     for tensor in itertools.chain(model.parameters(), model.buffers()):
         return tensor.device
     return torch.device("cpu")
 
 
-@torch.no_grad()
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """``with eval_mode(model):`` evaluation mode (dropout off) and no gradients inside the block;
+    afterwards the model is back in the mode it had, also when the block raised.
+
+    Explained in notebooks/02-context-models.md, § Scoring a language model.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
 def evaluate(model: torch.nn.Module, data, stateful: bool = False) -> float:
     """Mean cross-entropy (nats per token) of ``model`` on ``data``, a list of (X, Y) batches or a
     function returning them; ``stateful`` carries a recurrent model's state across the batches.
 
     Explained in notebooks/02-context-models.md, § Scoring a language model.
     """
-    device = _model_device(model)
-    was_training = model.training
-    model.eval()
+    device = model_device(model)
     total, count, state = 0.0, 0, None
-    for X, Y in _batches(data):
-        X, Y = X.to(device), Y.to(device)
-        logits, state = _logits_and_state(model, X, state, stateful)
-        total += next_token_loss(logits, Y, reduction="sum").item()
-        count += int((Y != IGNORE_INDEX).sum())
-    model.train(was_training)
+    with eval_mode(model):
+        for X, Y in _batches(data):
+            X, Y = X.to(device), Y.to(device)
+            logits, state = _logits_and_state(model, X, state, stateful)
+            total += next_token_loss(logits, Y, reduction="sum").item()
+            count += int((Y != IGNORE_INDEX).sum())
     if count == 0:
         raise ValueError("evaluate got no targets: the data is empty")
     return total / count
@@ -871,12 +899,23 @@ def eval_batches(X: torch.Tensor, Y: torch.Tensor, batch_size: int = 8192) -> li
 
     Explained in notebooks/02-context-models.md, § Scoring a language model.
     """
-    _check_positive(batch_size=batch_size)
+    check_positive(batch_size=batch_size)
     return [(X[i:i + batch_size], Y[i:i + batch_size]) for i in range(0, len(X), batch_size)]
 
 
 # %% notebooks/02-context-models.md · § Counting: the $n$-gram model
-class NGramModel(nn.Module):
+class WindowModel(nn.Module):
+    """A model of the next token given a fixed window: ``forward`` maps windows X (N, T) to logits
+    (N, V) and reads only their last ``block_size`` tokens. The sampler and the metrics feed such
+    a model windows; every other model is read as a recurrent one, ids (T, B) -> (logits, state).
+
+    Explained in notebooks/02-context-models.md, § Counting: the $n$-gram model.
+    """
+
+    block_size: int  # tokens of context
+
+
+class NGramModel(WindowModel):
     """Order-``n`` character model from add-k smoothed counts: p(y | previous n-1 characters).
 
     Explained in notebooks/02-context-models.md, § Counting: the $n$-gram model.
@@ -1115,7 +1154,7 @@ def plot_history(histories: dict, ax=None, title: str = "Loss curves"):
 
 
 # %% notebooks/02-context-models.md · § A neural model of the window: the MLP
-class MLPContext(nn.Module):
+class MLPContext(WindowModel):
     """Bengio et al. (2003): embed the window's characters, concatenate, one tanh hidden layer.
 
     Explained in notebooks/02-context-models.md, § A neural model of the window: the MLP.
@@ -1123,8 +1162,7 @@ class MLPContext(nn.Module):
 
     def __init__(self, vocab_size: int, block_size: int, embedding_dim: int = 24, hidden_size: int = 256):
         super().__init__()
-        if not isinstance(block_size, int) or block_size < 1:
-            raise ValueError(f"block_size (the window) must be an integer >= 1, got {block_size!r}")
+        check_positive(block_size=block_size)
         self.block_size = block_size
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         self.hidden = nn.Linear(block_size * embedding_dim, hidden_size)
@@ -1138,7 +1176,7 @@ class MLPContext(nn.Module):
 
 
 # %% notebooks/02-context-models.md · § A causal convolutional model: WaveNet's tree
-class CausalCNN(nn.Module):
+class CausalCNN(WindowModel):
     """WaveNet-style causal convolutions (kernel 2, dilations 1, 2, 4, ...) read at the last position.
 
     With ``levels`` layers the receptive field is ``2 ** levels`` characters (``block_size``).
@@ -1257,7 +1295,7 @@ def window_batches(X: torch.Tensor, Y: torch.Tensor, batch_size: int, generator:
 
     Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
     """
-    _check_positive(batch_size=batch_size)
+    check_positive(batch_size=batch_size)
 
     def epoch():
         order = torch.randperm(len(X), generator=generator)
@@ -1366,10 +1404,13 @@ def runs_dir() -> Path:
 
 
 def _run_path(config: Config) -> Path:
-    """Where the cache keeps the run of ``config`` with this chapter.py, PyTorch, device and threads."""
+    """Where the cache keeps the run of ``config`` with this chapter.py, PyTorch, device and threads.
+
+    In a notebook, the code in effect is chapter.py's unless a ``%%save`` cell was changed: the
+    magic then sets ``CHAPTER_CODE_EDITS`` to a digest of the changes, and it joins the key."""
     key = hashlib.sha256()
-    for part in (repr(config), Path(__file__).read_bytes(), torch.__version__, str(get_device()),
-                 str(torch.get_num_threads())):
+    for part in (repr(config), Path(__file__).read_bytes(), os.environ.get("CHAPTER_CODE_EDITS", ""),
+                 torch.__version__, str(get_device()), str(torch.get_num_threads())):
         key.update(part if isinstance(part, bytes) else part.encode())
     return runs_dir() / f"{config.dataset}-{config.model}-{key.hexdigest()[:16]}.pt"
 
@@ -1452,7 +1493,7 @@ WINDOW_CONFIGS = {  # (dataset, model) -> Config
 def _next_logits(model: nn.Module, context: torch.Tensor, fresh: torch.Tensor, state, pad: int):
     """Logits (num, V) of the token after ``context`` (num, L). Window models read its last
     ``block_size`` tokens; recurrent ones read only the ``fresh`` tokens, carrying ``state``."""
-    if not hasattr(model, "block_size"):
+    if not isinstance(model, WindowModel):
         logits, state = model(fresh.T, state)  # (L', num) in, (L', num, V) out
         return logits[-1], state
     missing = model.block_size - context.shape[1]
@@ -1461,7 +1502,6 @@ def _next_logits(model: nn.Module, context: torch.Tensor, fresh: torch.Tensor, s
     return model(context[:, -model.block_size:]), None
 
 
-@torch.no_grad()
 def sample(model: nn.Module, vocab: Vocab, num: int = 1, prompt: str = "", max_length: int = 30,
            temperature: float = 1.0, generator: torch.Generator | None = None) -> list[str]:
     """``num`` samples of a language model: ``prompt`` followed by at most ``max_length`` drawn tokens.
@@ -1486,25 +1526,24 @@ def sample(model: nn.Module, vocab: Vocab, num: int = 1, prompt: str = "", max_l
     if not (names or prompt):
         raise ValueError("a text model needs a prompt of at least one character to start from")
     pad = vocab[BOUNDARY] if names else vocab[" "]
-    device, was_training = _model_device(model), model.training
-    model.eval()
-    context = torch.tensor(([pad] if names else []) + vocab.encode(prompt), device=device).repeat(num, 1)
-    fresh, state, drawn = context, None, []
-    done = torch.zeros(num, dtype=torch.bool)
-    for _ in range(max_length):
-        logits, state = _next_logits(model, context, fresh, state, pad)
-        probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)  # (num, V)
-        probs[:, vocab.unk] = 0  # the unknown token stands for no character: never emit it
-        token = torch.multinomial(probs, 1, generator=generator)[:, 0]  # (num,)
-        if names:
-            token[done] = pad
-            done |= token == pad
-        drawn.append(token)
-        if names and done.all():
-            break
-        fresh = token.to(device)[:, None]  # (num, 1)
-        context = torch.cat([context, fresh], dim=1)
-    model.train(was_training)
+    device = model_device(model)
+    with eval_mode(model):
+        context = torch.tensor(([pad] if names else []) + vocab.encode(prompt), device=device).repeat(num, 1)
+        fresh, state, drawn = context, None, []
+        done = torch.zeros(num, dtype=torch.bool)
+        for _ in range(max_length):
+            logits, state = _next_logits(model, context, fresh, state, pad)
+            probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)  # (num, V)
+            probs[:, vocab.unk] = 0  # the unknown token stands for no character: never emit it
+            token = torch.multinomial(probs, 1, generator=generator)[:, 0]  # (num,)
+            if names:
+                token[done] = pad
+                done |= token == pad
+            drawn.append(token)
+            if names and done.all():
+                break
+            fresh = token.to(device)[:, None]  # (num, 1)
+            context = torch.cat([context, fresh], dim=1)
     texts = [vocab.decode(row) for row in torch.stack(drawn, dim=1).tolist()]
     return [prompt + (text.split(BOUNDARY)[0] if names else text) for text in texts]
 
@@ -1549,8 +1588,11 @@ def plot_embeddings(embedding: torch.Tensor, vocab: Vocab, ax=None, skip=(UNK,))
 
 
 # %% notebooks/03-rnn.md · § The recurrent cell
-def _check_sequence(x: torch.Tensor, input_size: int, who: str):
-    """(T, B) of an input x (T, B, input_size), or an error that says what was expected."""
+def check_sequence(x: torch.Tensor, input_size: int, who: str):
+    """(T, B) of an input x (T, B, input_size), or an error that says what was expected.
+
+    Explained in notebooks/03-rnn.md, § The recurrent cell.
+    """
     if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[-1] != input_size or x.shape[0] == 0:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{who} expects a non-empty input of shape (T, B, {input_size}), sequence first; "
@@ -1558,8 +1600,11 @@ def _check_sequence(x: torch.Tensor, input_size: int, who: str):
     return x.shape[0], x.shape[1]
 
 
-def _check_state(state: torch.Tensor, batch_size: int, hidden_size: int, who: str) -> torch.Tensor:
-    """``state`` if it is a (batch_size, hidden_size) tensor, else an error that says so."""
+def check_state(state: torch.Tensor, batch_size: int, hidden_size: int, who: str) -> torch.Tensor:
+    """``state`` if it is a (batch_size, hidden_size) tensor, else an error that says so.
+
+    Explained in notebooks/03-rnn.md, § The recurrent cell.
+    """
     if not isinstance(state, torch.Tensor) or state.shape != (batch_size, hidden_size):
         shape = tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
         raise ValueError(f"{who} expects a state of shape ({batch_size}, {hidden_size}) (batch, hidden), "
@@ -1578,7 +1623,7 @@ class RNN(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, fast: bool = True):
         super().__init__()
-        _check_positive(input_size=input_size, hidden_size=hidden_size)
+        check_positive(input_size=input_size, hidden_size=hidden_size)
         self.input_size, self.hidden_size, self.fast = input_size, hidden_size, fast
         bound = 1 / math.sqrt(hidden_size)  # the initialisation of torch.nn.RNN
         self.U = nn.Parameter(torch.empty(input_size, hidden_size).uniform_(-bound, bound))   # (D, H)
@@ -1587,8 +1632,8 @@ class RNN(nn.Module):
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):
         """x (T, B, D) -> outputs (T, B, H) (the state after every step), final state (B, H)."""
-        T, B = _check_sequence(x, self.input_size, "RNN")
-        h = x.new_zeros(B, self.hidden_size) if state is None else _check_state(state, B, self.hidden_size, "RNN")
+        T, B = check_sequence(x, self.input_size, "RNN")
+        h = x.new_zeros(B, self.hidden_size) if state is None else check_state(state, B, self.hidden_size, "RNN")
         XU = (x.reshape(T * B, -1) @ self.U + self.b).view(T, B, -1)  # (T, B, H): all steps at once
         if self.fast:  # the same loop, with the backward pass derived in notebook 04
             return rnn_scan(XU, h, self.W)
@@ -1633,17 +1678,22 @@ class RNNLanguageModel(nn.Module):
 
     def forward(self, X: torch.Tensor, state=None):
         """X (T, B) ids; state None (zeros) or the state returned by an earlier call."""
-        _check_ids(X, self.vocab_size)
-        if self.embedding is None:
-            x = F.one_hot(X, self.vocab_size).to(self.output.weight.dtype)  # (T, B, V)
-        else:
-            x = self.embedding(X)  # (T, B, E)
-        outputs, state = self.cell(x, state)  # (T, B, H)
+        outputs, state = self.cell(self.embed(X), state)  # (T, B, H)
         return self.output(self.dropout(outputs)), state  # (T, B, V)
 
+    def embed(self, X: torch.Tensor) -> torch.Tensor:
+        """The cell's inputs for ids X (T, B): one-hot rows (T, B, V), or embeddings (T, B, E)."""
+        check_ids(X, self.vocab_size)
+        if self.embedding is None:
+            return F.one_hot(X, self.vocab_size).to(self.output.weight.dtype)
+        return self.embedding(X)
 
-def _check_ids(X: torch.Tensor, vocab_size: int) -> None:
-    """Token ids of shape (T, B) and dtype long, all in [0, vocab_size), or an error saying what is wrong."""
+
+def check_ids(X: torch.Tensor, vocab_size: int) -> None:
+    """Token ids of shape (T, B) and dtype long, all in [0, vocab_size), or an error saying what is wrong.
+
+    Explained in notebooks/03-rnn.md, § A character language model.
+    """
     if not isinstance(X, torch.Tensor) or X.ndim != 2 or X.dtype != torch.long:
         shape = (tuple(X.shape), X.dtype) if isinstance(X, torch.Tensor) else type(X).__name__
         raise ValueError(f"expected token ids of shape (T, B) and dtype long (sequence first), got {shape}")
@@ -1700,7 +1750,6 @@ RNN_CONFIGS = {  # dataset -> Config; one-hot input (embedding_dim=None), so X_t
 
 
 # %% notebooks/03-rnn.md · § *The Time Machine*: carrying the state
-@torch.no_grad()
 def loss_by_offset(model: nn.Module, ids: torch.Tensor, block: int = 512):
     """NLL (nats) of a recurrent language model at each offset 1..block after a reset of its state.
 
@@ -1712,23 +1761,22 @@ def loss_by_offset(model: nn.Module, ids: torch.Tensor, block: int = 512):
 
     Explained in notebooks/03-rnn.md, § *The Time Machine*: carrying the state.
     """
-    _check_positive(block=block)
-    if getattr(model, "block_size", None) is not None:
+    check_positive(block=block)
+    if isinstance(model, WindowModel):
         raise TypeError("loss_by_offset measures a recurrent model's memory; a window model's is its block_size")
     if ids.ndim != 1 or len(ids) <= 2 * block:
         raise ValueError(f"need a 1-D tensor of more than 2 * block = {2 * block} ids, got shape {tuple(ids.shape)}")
-    device, was_training = _model_device(model), model.training
-    model.eval()
-    n = (len(ids) - 1) // block * block
-    X, Y = ids[:n].to(device), ids[1:n + 1].to(device)
-    stream, state = [], None
-    for i in range(0, n, block):  # one column, the state carried from piece to piece
-        logits, state = model(X[i:i + block, None], state)
-        stream.append(next_token_loss(logits, Y[i:i + block, None], reduction="none"))  # (block,)
-    stream = torch.stack(stream, dim=1)[:, 1:]  # (block, n / block - 1): offset by block
-    logits, _ = model(X.view(-1, block).T)  # (block, n / block, V): every block from a zero state
-    reset = next_token_loss(logits, Y.view(-1, block).T, reduction="none").view(block, -1)[:, 1:]
-    model.train(was_training)
+    device = model_device(model)
+    with eval_mode(model):
+        n = (len(ids) - 1) // block * block
+        X, Y = ids[:n].to(device), ids[1:n + 1].to(device)
+        stream, state = [], None
+        for i in range(0, n, block):  # one column, the state carried from piece to piece
+            logits, state = model(X[i:i + block, None], state)
+            stream.append(next_token_loss(logits, Y[i:i + block, None], reduction="none"))  # (block,)
+        stream = torch.stack(stream, dim=1)[:, 1:]  # (block, n / block - 1): offset by block
+        logits, _ = model(X.view(-1, block).T)  # (block, n / block, V): every block from a zero state
+        reset = next_token_loss(logits, Y.view(-1, block).T, reduction="none").view(block, -1)[:, 1:]
     return reset.mean(dim=1).cpu(), stream.mean(dim=1).cpu()
 
 
@@ -1760,7 +1808,6 @@ def memory_span(excess: torch.Tensor, tol: float = 0.005) -> int:
 
 
 # %% notebooks/03-rnn.md · § How far back does the RNN look?
-@torch.no_grad()
 def position_nll(model: nn.Module, names, vocab: Vocab, positions: int = 12) -> torch.Tensor:
     """Mean NLL (nats) of the character at each position 0 .. positions-1 of ``names``: position t is
     predicted from the boundary token and the name's first t letters (the final boundary counts at
@@ -1771,25 +1818,24 @@ def position_nll(model: nn.Module, names, vocab: Vocab, positions: int = 12) -> 
     """
     if len(names) == 0:
         raise ValueError("position_nll got an empty list of names")
-    device, was_training = _model_device(model), model.training
-    model.eval()
-    total, count = torch.zeros(positions), torch.zeros(positions)
-    for i in range(0, len(names), 1024):
-        batch = names[i:i + 1024]
-        if hasattr(model, "block_size"):  # one window per target, in name order
-            X, Y = name_windows(batch, vocab, model.block_size)
-            losses = next_token_loss(model(X.to(device)), Y.to(device), reduction="none").cpu()
-            where = torch.tensor([t for name in batch for t in range(len(name) + 1)])
-        else:
-            X, Y = pad_names(batch, vocab)  # (T, B)
-            losses = next_token_loss(model(X.to(device))[0], Y.to(device), reduction="none").cpu()
-            real = (Y != IGNORE_INDEX).reshape(-1)
-            losses = losses[real]
-            where = torch.arange(Y.shape[0])[:, None].expand_as(Y).reshape(-1)[real]
-        keep = where < positions
-        total.index_add_(0, where[keep], losses[keep])
-        count.index_add_(0, where[keep], torch.ones(int(keep.sum())))
-    model.train(was_training)
+    device = model_device(model)
+    with eval_mode(model):
+        total, count = torch.zeros(positions), torch.zeros(positions)
+        for i in range(0, len(names), 1024):
+            batch = names[i:i + 1024]
+            if isinstance(model, WindowModel):  # one window per target, in name order
+                X, Y = name_windows(batch, vocab, model.block_size)
+                losses = next_token_loss(model(X.to(device)), Y.to(device), reduction="none").cpu()
+                where = torch.tensor([t for name in batch for t in range(len(name) + 1)])
+            else:
+                X, Y = pad_names(batch, vocab)  # (T, B)
+                losses = next_token_loss(model(X.to(device))[0], Y.to(device), reduction="none").cpu()
+                real = (Y != IGNORE_INDEX).reshape(-1)
+                losses = losses[real]
+                where = torch.arange(Y.shape[0])[:, None].expand_as(Y).reshape(-1)[real]
+            keep = where < positions
+            total.index_add_(0, where[keep], losses[keep])
+            count.index_add_(0, where[keep], torch.ones(int(keep.sum())))
     return torch.where(count > 0, total / count.clamp(min=1), torch.nan)
 
 
@@ -1808,7 +1854,7 @@ def backprop_through_time(dH_direct: torch.Tensor, W: torch.Tensor, act_grad: to
     Explained in notebooks/04-bptt.md, § The equations in code.
     """
     if truncate is not None:
-        _check_positive(truncate=truncate)
+        check_positive(truncate=truncate)
     T = dH_direct.shape[0]
     dH, dA = torch.empty_like(dH_direct), torch.empty_like(dH_direct)
     # per-step views (B, H), taken once: dH_[t] is dH[t], written in place
@@ -1847,7 +1893,7 @@ def bptt_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, sta
     T, B = x.shape
     U, W, b = cell.U, cell.W, cell.b
     Vt, c = model.output.weight, model.output.bias  # V^T as nn.Linear stores it, (|V|, H); c (|V|,)
-    X = F.one_hot(x, model.vocab_size).to(U.dtype) if model.embedding is None else model.embedding.weight[x]
+    X = model.embed(x).detach()  # (T, B, V) one-hot rows or (T, B, E) embeddings
 
     # forward pass: A_t = X_t U + H_{t-1} W + b, H_t = tanh(A_t), O_t = H_t V + c
     XU = X @ U + b  # (T, B, H)
@@ -1979,7 +2025,7 @@ class LSTM(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, forget_bias: float = 1.0, fast: bool = True):
         super().__init__()
-        _check_positive(input_size=input_size, hidden_size=hidden_size)
+        check_positive(input_size=input_size, hidden_size=hidden_size)
         D, H = input_size, hidden_size
         self.input_size, self.hidden_size, self.fast = D, H, fast
         k = 1 / math.sqrt(H)  # PyTorch's initialisation: U(-1/sqrt(H), 1/sqrt(H)) everywhere
@@ -2005,14 +2051,14 @@ class LSTM(nn.Module):
         return torch.addmm(self.b_x + self.b_h, x.reshape(T * B, -1), self.W_x).view(T, B, -1)  # (T, B, 4H)
 
     def forward(self, x: torch.Tensor, state=None):
-        T, B = _check_sequence(x, self.input_size, "LSTM")
+        T, B = check_sequence(x, self.input_size, "LSTM")
         H = self.hidden_size
         if state is None:
             h, c = x.new_zeros(B, H), x.new_zeros(B, H)
         else:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 raise ValueError("an LSTM's state is the pair (h, c), as returned by an earlier call")
-            h, c = (_check_state(s, B, H, "LSTM") for s in state)
+            h, c = (check_state(s, B, H, "LSTM") for s in state)
         gx = self.input_gates(x)  # (T, B, 4H)
         if self.fast:
             outputs, h, c = lstm_scan(gx, h, c, self.W_h)
@@ -2068,7 +2114,7 @@ class GRU(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, fast: bool = True):
         super().__init__()
-        _check_positive(input_size=input_size, hidden_size=hidden_size)
+        check_positive(input_size=input_size, hidden_size=hidden_size)
         D, H = input_size, hidden_size
         self.input_size, self.hidden_size, self.fast = D, H, fast
         k = 1 / math.sqrt(H)
@@ -2091,9 +2137,9 @@ class GRU(nn.Module):
         return torch.addmm(self.b_x, x.reshape(T * B, -1), self.W_x).view(T, B, -1)  # (T, B, 3H)
 
     def forward(self, x: torch.Tensor, state=None):
-        T, B = _check_sequence(x, self.input_size, "GRU")
+        T, B = check_sequence(x, self.input_size, "GRU")
         H = self.hidden_size
-        h = x.new_zeros(B, H) if state is None else _check_state(state, B, H, "GRU")
+        h = x.new_zeros(B, H) if state is None else check_state(state, B, H, "GRU")
         gx = self.input_gates(x)  # (T, B, 3H)
         if self.fast:
             return gru_scan(gx, h, self.W_h, self.b_h)
@@ -2315,7 +2361,7 @@ class StackedRNN(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 2, cell=None,
                  dropout: float = 0.0, output_dropout: float = 0.0):
         super().__init__()
-        _check_positive(num_layers=num_layers)
+        check_positive(num_layers=num_layers)
         if not (0.0 <= dropout < 1.0 and 0.0 <= output_dropout < 1.0):
             raise ValueError(f"dropout rates must be in [0, 1), got {dropout} and {output_dropout}")
         cell = GRU if cell is None else cell
@@ -2420,7 +2466,7 @@ def recall_batch(k: int, batch_size: int, num_symbols: int = 8, num_distractors:
 
     Explained in notebooks/05-gated-rnns.md, § A task with a known memory span.
     """
-    _check_positive(k=k, batch_size=batch_size)
+    check_positive(k=k, batch_size=batch_size)
     if num_symbols < 2 or num_distractors < 1:
         raise ValueError("need at least 2 symbols (else there is nothing to recall) and 1 distractor")
     query = num_symbols + num_distractors
@@ -2444,17 +2490,15 @@ def recall_task(config: Config) -> Task:
                 valid, {"valid": (valid, False), "test": (test, False)}, num_tokens=recall_vocab_size())
 
 
-@torch.no_grad()
 def recall_accuracy(model, k: int, num_examples: int = 2000, seed: int = 2) -> float:
     """Fraction of recall sequences (by default the task's test batch) whose symbol the model names.
 
     Explained in notebooks/05-gated-rnns.md, § A task with a known memory span.
     """
     X, Y = recall_batch(k, num_examples, generator=torch.Generator().manual_seed(seed))
-    device, was_training = _model_device(model), model.training
-    model.eval()
-    logits = model(X.to(device))[0][-1]  # (B, V) at the query
-    model.train(was_training)
+    device = model_device(model)
+    with eval_mode(model):
+        logits = model(X.to(device))[0][-1]  # (B, V) at the query
     return (logits.argmax(-1).cpu() == Y[-1]).float().mean().item()
 
 
@@ -2478,8 +2522,8 @@ def gate_trace(model, X: torch.Tensor) -> dict:
     cell = model.cell
     if not hasattr(cell, "step"):
         raise TypeError(f"gate_trace needs a gated cell with a step method, got {type(cell).__name__}")
-    X = X.to(_model_device(model))
-    x = F.one_hot(X, model.vocab_size).to(model.output.weight.dtype) if model.embedding is None else model.embedding(X)
+    X = X.to(model_device(model))
+    x = model.embed(X)  # (T, B, D)
     gx = cell.input_gates(x)  # (T, B, kH)
     h = x.new_zeros(X.shape[1], cell.hidden_size)
     state, trace = ((h, h.clone()) if isinstance(cell, LSTM) else h), {}
@@ -2501,10 +2545,9 @@ def state_gradient_norms(model, X: torch.Tensor, Y: torch.Tensor) -> dict:
 
     Explained in notebooks/05-gated-rnns.md, § A task with a known memory span.
     """
-    device = _model_device(model)
+    device = model_device(model)
     X, Y = X.to(device), Y.to(device)
-    x = (F.one_hot(X, model.vocab_size).to(model.output.weight.dtype) if model.embedding is None
-         else model.embedding(X))  # (T, B, D)
+    x = model.embed(X)  # (T, B, D)
     states, state, fast = [], None, model.cell.fast
     model.cell.fast = False  # under autograd: the fused fast path would hide the path from c_t to h_t
     try:
@@ -2556,7 +2599,7 @@ class Bidirectional(nn.Module):
         each final state is the one at that sequence's real end (as torch.nn computes on a
         PackedSequence), and outputs at padded positions are zero.
         """
-        _check_sequence(x, self.input_size, "Bidirectional")
+        check_sequence(x, self.input_size, "Bidirectional")
         lengths = _padding_lengths(lengths, x)  # (B,) on x's device, or None when nothing is padded
         out_f, state_f = _run(self.forward_cell, x, lengths)                           # (T, B, H)
         out_b, state_b = _run(self.backward_cell, _reverse_each(x, lengths), lengths)  # (T, B, H), reversed
@@ -2759,7 +2802,7 @@ class RNNClassifier(nn.Module):
         self.output = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        _check_ids(X, self.embedding.num_embeddings)
+        check_ids(X, self.embedding.num_embeddings)
         lengths = (X != self.pad).sum(0)  # (B,): real tokens per column (padding only at the end)
         x = self.embedding(X)  # (T, B, E)
         if self.bidirectional:
@@ -2825,22 +2868,20 @@ TASKS["first-names"] = first_names_task
 MODELS["classifier"] = classifier_model
 
 
-@torch.no_grad()
 def predictions(model: nn.Module, batches) -> tuple[torch.Tensor, torch.Tensor]:
     """(predicted classes, true classes) of a classifier or tagger over batches of (X, Y),
     flattened, with IGNORE_INDEX targets dropped.
 
     Explained in notebooks/06-beyond-language-models.md, § A recurrent classifier.
     """
-    device, was_training = _model_device(model), model.training
-    model.eval()
-    predicted, truth = [], []
-    for X, Y in _batches(batches):
-        logits = model(X.to(device))
-        keep = Y.reshape(-1) != IGNORE_INDEX
-        predicted.append(logits.argmax(-1).reshape(-1).cpu()[keep])
-        truth.append(Y.reshape(-1)[keep])
-    model.train(was_training)
+    device = model_device(model)
+    with eval_mode(model):
+        predicted, truth = [], []
+        for X, Y in batches:
+            logits = model(X.to(device))
+            keep = Y.reshape(-1) != IGNORE_INDEX
+            predicted.append(logits.argmax(-1).reshape(-1).cpu()[keep])
+            truth.append(Y.reshape(-1)[keep])
     return torch.cat(predicted), torch.cat(truth)
 
 
@@ -2957,7 +2998,6 @@ SPACE_TAGGERS = {
 
 
 # %% notebooks/06-beyond-language-models.md · § Teacher forcing and free running
-@torch.no_grad()
 def free_running_accuracy(model: nn.Module, ids: torch.Tensor, horizon: int = 16, warmup: int = 64,
                           num_starts: int = 1000, seed: int = 0) -> dict:
     """Accuracy of the k-th prediction after ``warmup`` true characters, k = 1 .. ``horizon``, at
@@ -2966,25 +3006,24 @@ def free_running_accuracy(model: nn.Module, ids: torch.Tensor, horizon: int = 16
 
     Explained in notebooks/06-beyond-language-models.md, § Teacher forcing and free running.
     """
-    device, was_training = _model_device(model), model.training
-    model.eval()
-    g = torch.Generator().manual_seed(seed)
-    starts = torch.randint(warmup, len(ids) - horizon, (num_starts,), generator=g)  # first predicted position
-    truth = ids[starts[:, None] + torch.arange(horizon)].to(device)  # (N, horizon)
-    context = ids[starts[:, None] + torch.arange(-warmup, 0)].to(device)  # (N, warmup)
-    result = {}
-    for mode in ("teacher forcing", "free running"):
-        seq, state, fresh, hits = context, None, context, []
-        for k in range(horizon):
-            if hasattr(model, "block_size"):
-                logits = model(seq[:, -model.block_size:])  # (N, V)
-            else:
-                out, state = model(fresh.T, state)
-                logits = out[-1]
-            guess = logits.argmax(-1)  # (N,)
-            hits.append((guess == truth[:, k]).float().mean().item())
-            fresh = (truth[:, k] if mode == "teacher forcing" else guess)[:, None]  # what is read next
-            seq = torch.cat([seq, fresh], dim=1)
-        result[mode] = hits
-    model.train(was_training)
+    device = model_device(model)
+    with eval_mode(model):
+        g = torch.Generator().manual_seed(seed)
+        starts = torch.randint(warmup, len(ids) - horizon, (num_starts,), generator=g)  # first predicted position
+        truth = ids[starts[:, None] + torch.arange(horizon)].to(device)  # (N, horizon)
+        context = ids[starts[:, None] + torch.arange(-warmup, 0)].to(device)  # (N, warmup)
+        result = {}
+        for mode in ("teacher forcing", "free running"):
+            seq, state, fresh, hits = context, None, context, []
+            for k in range(horizon):
+                if isinstance(model, WindowModel):
+                    logits = model(seq[:, -model.block_size:])  # (N, V)
+                else:
+                    out, state = model(fresh.T, state)
+                    logits = out[-1]
+                guess = logits.argmax(-1)  # (N,)
+                hits.append((guess == truth[:, k]).float().mean().item())
+                fresh = (truth[:, k] if mode == "teacher forcing" else guess)[:, None]  # what is read next
+                seq = torch.cat([seq, fresh], dim=1)
+            result[mode] = hits
     return result

@@ -314,10 +314,14 @@ class RecurrentLookup(nn.Module):
         return self.table[X], state
 
 
-class WindowLookup(RecurrentLookup):
+class WindowLookup(chapter.WindowModel):
     """The same as a window model (block_size 1): windows (N, T) -> table[last token] (N, V)."""
 
     block_size = 1
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = nn.Parameter(table.float())
 
     def forward(self, X):
         return self.table[X[:, -1]]

@@ -314,7 +314,7 @@ def test_cnn_config_needs_a_power_of_two():
 # ---------------------------------------------------------------------------------------------
 
 
-class FixedLogits(nn.Module):
+class FixedLogits(chapter.WindowModel):
     """A window model that ignores its input and always returns the same logits."""
 
     block_size = 2
@@ -390,6 +390,43 @@ def test_sample_leaves_the_model_in_its_mode():
     assert model.training
     sample(model.eval(), VOCAB, 2)
     assert not model.training
+
+
+def test_eval_mode_restores_the_mode_also_after_an_error():
+    model = chapter.MLPContext(len(VOCAB), 2, 4, 8).train()
+    with pytest.raises(RuntimeError, match="inside"):
+        with chapter.eval_mode(model):
+            assert not model.training and not torch.is_grad_enabled()
+            raise RuntimeError("inside")
+    assert model.training and torch.is_grad_enabled()
+    with chapter.eval_mode(model.eval()):
+        pass
+    assert not model.training
+
+
+class NotAWindowModel(nn.Module):
+    """A recurrent model that happens to have a ``block_size`` (as a later chapter's Transformer
+    has): ids (T, B) -> (logits, state). Only ``WindowModel``s are fed windows."""
+
+    block_size = 3
+
+    def __init__(self, logits):
+        super().__init__()
+        self.register_buffer("logits", torch.as_tensor(logits, dtype=torch.float))
+        self.shapes = []
+
+    def forward(self, X, state=None):
+        self.shapes.append(tuple(X.shape))
+        return self.logits.expand(*X.shape, -1), state
+
+
+def test_a_block_size_alone_does_not_make_a_window_model():
+    model = NotAWindowModel(_logits(a=1.0))
+    assert sample(model, VOCAB, 2, max_length=3, generator=_gen()) and model.shapes[0] == (1, 2)  # (T, B)
+    window = FixedLogits(_logits(a=1.0))
+    sample(window, VOCAB, 2, max_length=3, generator=_gen())
+    assert window.seen[0].shape == (2, window.block_size)  # (N, block_size) windows
+    assert chapter.model_device(model) == torch.device("cpu")  # buffers count; no parameters needed
 
 
 @given(st.one_of(st.floats(max_value=0.0), st.just(float("nan"))))

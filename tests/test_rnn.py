@@ -267,7 +267,7 @@ def test_names_from_a_recurrent_model_stop_at_the_boundary():
     assert sample(model, vocab, 4, generator=_gen(3)) == sample(model, vocab, 4, generator=_gen(3))
 
 
-class Rerun(torch.nn.Module):
+class Rerun(chapter.WindowModel):
     """A recurrent model seen as a window model: at every step it reads the whole context again
     from a zero state (the sampler gives it the context; ``first`` is its length at the first call)."""
 
