@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 BOOK_STAMP := $(VENV)/.book-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help chapter test export export-check data notebooks quick bench book book-deps screenshots lint clean
+.PHONY: help chapter test export export-check data notebooks quick bench bench-check book book-deps screenshots lint clean
 
 help: ## list the targets
 	@echo "usage: make TARGET [NB=05] [FORCE=1] [TORCH=torch]"
@@ -52,6 +52,9 @@ quick: $(STAMP) ## execute notebooks in quick mode into build/quick (seconds; NB
 
 bench: $(STAMP) ## full-budget benchmarks -> benchmarks/results.json and RESULTS.md
 	$(PY) -m benchmarks.run
+
+bench-check: $(STAMP) ## check that the records match the chapter's configurations (no training)
+	$(PY) -m benchmarks.run --check
 
 book-deps: $(BOOK_STAMP) ## install the book's dependencies (the `book` extra)
 

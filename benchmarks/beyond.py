@@ -9,6 +9,18 @@ import chapter
 from benchmarks.common import run_records, seeds
 
 
+def name_configs() -> dict:
+    """label -> Config of the name classifiers ("left to right, last", ...)."""
+    return {f"{direction}, {readout}": config for (direction, readout), config in chapter.NAME_CLASSIFIERS.items()}
+
+
+def configs() -> dict:
+    """(dataset, label) -> Config of every model this area trains (the suffix model is counted, not
+    trained): what its records must have been made with."""
+    return ({("first-names", label): config for label, config in name_configs().items()}
+            | {("spaces", name): config for name, config in chapter.SPACE_TAGGERS.items()})
+
+
 def _names(quick: bool) -> list[dict]:
     vocab, (train_pairs, valid_pairs, test_pairs) = chapter.name_sex_splits()
     valid = {k: chapter.classification_accuracy(chapter.SuffixClassifier(train_pairs, k).predict, valid_pairs)
@@ -17,15 +29,14 @@ def _names(quick: bool) -> list[dict]:
     suffix = chapter.classification_accuracy(chapter.SuffixClassifier(train_pairs, k).predict, test_pairs)
     records = [{"dataset": "first-names", "model": f"suffix model (k={k})", "split": "test", "nll": float("nan"),
                 "perplexity": float("nan"), "accuracy": suffix, "seed": 0, "params": 0, "train_seconds": 0.0}]
-    for (direction, readout), config in chapter.NAME_CLASSIFIERS.items():
+    for label, config in name_configs().items():
         for seed in seeds(quick):
             run = chapter.train(dataclasses.replace(config, seed=seed), progress=False)
             task = chapter.TASKS["first-names"](run.config)
             predicted, truth = chapter.predictions(run.model, task.held_out["test"][0])
             accuracy = (predicted == truth).float().mean().item()
-            records += [r | {"accuracy": accuracy} for r in run_records(run, f"{direction}, {readout}")
-                        if r["split"] == "test"]
-            print(f"  first names {direction}, {readout} seed {seed}: accuracy {accuracy:.4f}", flush=True)
+            records += [r | {"accuracy": accuracy} for r in run_records(run, label) if r["split"] == "test"]
+            print(f"  first names {label} seed {seed}: accuracy {accuracy:.4f}", flush=True)
     return records
 
 

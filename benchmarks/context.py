@@ -10,6 +10,13 @@ from benchmarks.common import train_seeds
 LABELS = {"mlp": "MLP", "cnn": "causal CNN"}
 
 
+def configs(datasets=chapter.DATASETS) -> dict:
+    """(dataset, label) -> Config of every model this area trains (the uniform and n-gram rows are not
+    trained): what its records must have been made with."""
+    return {(dataset, LABELS[model]): config for (dataset, model), config in chapter.WINDOW_CONFIGS.items()
+            if dataset in datasets}
+
+
 def run(quick: bool, datasets=chapter.DATASETS) -> list[dict]:
     records = []
     for dataset in datasets:
@@ -24,7 +31,6 @@ def run(quick: bool, datasets=chapter.DATASETS) -> list[dict]:
             records.append({"dataset": dataset, "model": "n-gram", "split": split, "nll": nll,
                             "perplexity": math.exp(nll), "params": 0, "train_seconds": 0.0, "seed": 0,
                             "order": ngram.order, "k": ngram.k})
-        for (d, model), config in chapter.WINDOW_CONFIGS.items():
-            if d == dataset:
-                records += train_seeds(config, LABELS[model], quick)
+        for (_, label), config in configs((dataset,)).items():
+            records += train_seeds(config, label, quick)
     return records

@@ -7,9 +7,14 @@ import chapter
 from benchmarks.common import train_seeds
 
 
+def configs(datasets=chapter.DATASETS) -> dict:
+    """(dataset, label) -> Config of every model this area trains (what its records must have been made with)."""
+    return {(dataset, label): config for (dataset, label), config in chapter.GATED_CONFIGS.items()
+            if label != "RNN" and dataset in datasets}
+
+
 def run(quick: bool, datasets=chapter.DATASETS) -> list[dict]:
     records = []
-    for (dataset, label), config in chapter.GATED_CONFIGS.items():
-        if label != "RNN" and dataset in datasets:
-            records += train_seeds(config, label, quick)
+    for (_, label), config in configs(datasets).items():
+        records += train_seeds(config, label, quick)
     return records

@@ -45,7 +45,8 @@ def run(quick: bool, datasets=chapter.DATASETS) -> list[dict]:
             excess = reset - stream
             records.append({"dataset": "time-machine", "model": label, "seed": seed, "num_steps": config.num_steps,
                             "nll": stream.mean().item(), "span": chapter.memory_span(excess),
-                            "batch_size": config.batch_size, "excess": chapter.offset_ranges(excess)})
+                            "batch_size": config.batch_size, "excess": chapter.offset_ranges(excess),
+                            "config": dataclasses.asdict(run.config)})
             print(f"  {label:16s} seed {seed}: span {records[-1]['span']}, stream NLL {stream.mean():.4f}",
                   flush=True)
     return records

@@ -9,12 +9,17 @@ import chapter
 from benchmarks.common import train_seeds
 
 
+def configs(datasets=chapter.DATASETS) -> dict:
+    """(dataset, label) -> Config of every model this area trains (what its records must have been made with)."""
+    found = {(dataset, "RNN"): config for dataset, config in chapter.RNN_CONFIGS.items() if dataset in datasets}
+    if "time-machine" in datasets:
+        found["time-machine", "RNN (random windows)"] = dataclasses.replace(chapter.RNN_CONFIGS["time-machine"],
+                                                                            stateful=False)
+    return found
+
+
 def run(quick: bool, datasets=chapter.DATASETS) -> list[dict]:
     records = []
-    for dataset, config in chapter.RNN_CONFIGS.items():
-        if dataset in datasets:
-            records += train_seeds(config, "RNN", quick)
-    if "time-machine" in datasets:
-        windowed = dataclasses.replace(chapter.RNN_CONFIGS["time-machine"], stateful=False)
-        records += train_seeds(windowed, "RNN (random windows)", quick)
+    for (_, label), config in configs(datasets).items():
+        records += train_seeds(config, label, quick)
     return records

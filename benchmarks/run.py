@@ -5,6 +5,7 @@
     python -m benchmarks.run --only grid rnn gated memory --dataset time-machine  # one dataset's records
     python -m benchmarks.run --quick            # smoke run (CHAPTER_QUICK=1: tiny budgets), into a scratch file
     python -m benchmarks.run --only speed --full-chapter  # also time a full run of every notebook (~25 min on 2 cores)
+    python -m benchmarks.run --check            # train nothing: do the records match the chapter's configurations?
 
 Each area is a module ``benchmarks/<area>.py`` with ``run(quick: bool) -> list[dict]``. Every model
 is trained with its notebook's configuration and seeds 0, 1 and 2 (seed 0 is the notebooks' run,
@@ -12,7 +13,10 @@ shared through the chapter's cache of trained runs). Quality records carry datas
 seed and the measured numbers (nll and perplexity for language models; accuracy or F1 for notebook
 06's tasks); the learning-rate grid, the memory measurements and the recall task have records of their own. This driver
 adds device and commit. Records replace earlier ones with the same key, so running one area keeps
-the others. Results: ``benchmarks/results.json`` and ``RESULTS.md``.
+the others. Results: ``benchmarks/results.json`` and ``RESULTS.md``. The areas that train models
+also say what they train (``configs()``); ``--check`` (``make bench-check``, benchmarks/consistency.py)
+says which records those configurations have outgrown and which command re-measures them, and a
+full run ends with the same check, as a warning.
 """
 
 from __future__ import annotations
@@ -84,7 +88,13 @@ def main(argv=None) -> int:
                    help="speed: also execute every notebook in full mode (into a temporary folder) and time it")
     p.add_argument("--dataset", nargs="+", choices=chapter.DATASETS,
                    help=f"train and replace the records of these datasets only (areas {', '.join(BY_DATASET)})")
+    p.add_argument("--check", action="store_true",
+                   help="train nothing: check that results.json matches the chapter's configurations (exit 1 if not)")
     args = p.parse_args(argv)
+    if args.check:
+        if args.only or args.quick or args.full_chapter or args.dataset:
+            p.error("--check takes no other option: it checks the whole of results.json")
+        return check(HERE / "results.json")
     if args.dataset and not (args.only and set(args.only) <= set(BY_DATASET)):
         p.error(f"--dataset needs --only with areas among {', '.join(BY_DATASET)} (the others have no datasets "
                 "of the language models)")
@@ -120,7 +130,42 @@ def main(argv=None) -> int:
 
     write_report(results, HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md"))
     print(f"[bench] wrote {out.name}")
+    if not args.quick:  # quick records are made with tiny budgets: they never match the configurations
+        warn_if_inconsistent(results)
     return 0
+
+
+def check(path: Path) -> int:
+    """``--check``: print every way in which the records at ``path`` fall short of the chapter's
+    configurations; 1 if there is one, else 0."""
+    from benchmarks.consistency import check as problems_of
+    from benchmarks.report import load_records
+
+    problems = problems_of(load_records(path))
+    for problem in problems:
+        print(f"[bench-check] {problem}")
+    if problems:
+        print(f"[bench-check] {len(problems)} problem(s): {path.name} does not match the chapter's configurations; "
+              "do what each says (or run `make bench`), then `make bench-check` again")
+        return 1
+    print(f"[bench-check] {path.name} matches the chapter's configurations")
+    return 0
+
+
+def warn_if_inconsistent(results: dict) -> None:
+    """The end of a full run: the consistency check of ``--check``, as warnings (the records are written)."""
+    from benchmarks.consistency import check as problems_of
+
+    try:
+        problems = problems_of(results)
+    except Exception as error:  # a run of hours must not fail after the fact
+        print(f"[bench] WARNING: the consistency check failed ({error!r}); run `make bench-check`")
+        return
+    for problem in problems:
+        print(f"[bench] WARNING: {problem}")
+    if problems:
+        print(f"[bench] WARNING: {len(problems)} problem(s) above: results.json is not yet consistent with the "
+              "chapter's configurations (`make bench-check` lists them again)")
 
 
 if __name__ == "__main__":
