@@ -42,7 +42,7 @@ export-check: $(STAMP) ## fail if chapter.py is stale
 	$(PY) -m chapterkit.export --check
 
 data: $(STAMP) ## download (or copy them from CHAPTER_DATA_MIRROR) and verify the datasets
-	$(PY) -c "import chapter; chapter.fetch_all()"
+	$(PY) -c "import chapterdata; chapterdata.fetch_all()"
 
 notebooks: $(STAMP) ## execute notebooks in full mode into notebooks/*.ipynb (NB=05: one; FORCE=1: even if up to date)
 	$(PY) -m chapterkit.execute $(if $(FORCE),--force) $(NB)
@@ -64,8 +64,8 @@ book: $(BOOK_STAMP) ## the chapter as a static HTML site in _build/book/html
 screenshots: book ## PNG screenshots of every page of the book (needs chromium)
 	$(PY) -m book.screenshots
 
-lint: $(STAMP) ## ruff on the code (chapter.py, chapterkit, tests, benchmarks, book, img)
-	$(PY) -m ruff check chapter.py chapterkit tests benchmarks book img
+lint: $(STAMP) ## ruff on the code (chapter.py, chapterkit, experiments, tests, benchmarks, book, img)
+	$(PY) -m ruff check chapter.py chapterdata.py chapterkit experiments tests benchmarks book img
 
 clean: ## remove build output and caches
 	rm -rf build _build .pytest_cache

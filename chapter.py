@@ -15,9 +15,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
-import dataclasses
-import errno
-import hashlib
 import itertools
 import math
 import os
@@ -25,13 +22,9 @@ import random
 import re
 import sys
 import time
-import urllib.error
-import urllib.request
-import warnings
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from functools import partial
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,23 +34,12 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from tqdm.std import tqdm
 
+from chapterdata import FIRST_NAME_FILES, SURNAME_FILES, fetch, gutenberg_book_text
+
 __all__ = [
     'set_seed',
     'get_device',
     'quick_mode',
-    'GUTENBERG_START',
-    'GUTENBERG_END',
-    'DataFile',
-    'DATA_FILES',
-    'DataUnavailableError',
-    'ChecksumError',
-    'DataCacheError',
-    'data_dir',
-    'gutenberg_book_text',
-    'fetch',
-    'fetch_all',
-    'SURNAME_FILES',
-    'FIRST_NAME_FILES',
     'load_surnames',
     'load_first_names',
     'time_machine_book',
@@ -95,25 +77,10 @@ __all__ = [
     'select_ngram',
     'History',
     'fit',
+    'num_params',
     'plot_history',
     'MLPContext',
     'CausalCNN',
-    'QUICK_LIMIT',
-    'Config',
-    'WINDOW_MODELS',
-    'Task',
-    'window_batches',
-    'surnames_task',
-    'book_task',
-    'mlp_model',
-    'cnn_model',
-    'TASKS',
-    'MODELS',
-    'Run',
-    'runs_dir',
-    'train',
-    'num_params',
-    'WINDOW_CONFIGS',
     'sample',
     'sample_origins',
     'plot_embeddings',
@@ -123,37 +90,21 @@ __all__ = [
     'RNNLanguageModel',
     'check_ids',
     'clip_gradients',
-    'CELLS',
-    'rnn_model',
-    'RNN_CONFIGS',
     'loss_by_offset',
     'offset_ranges',
     'memory_span',
     'position_nll',
     'backprop_through_time',
     'bptt_gradients',
-    'RNNScan',
     'rnn_scan',
     'LSTM',
     'GRU',
-    'GRUScan',
     'gru_scan',
-    'LSTMScan',
     'lstm_scan',
     'StackedRNN',
-    'LR_GRID',
-    'DROPOUT_GRID',
-    'EQUAL_PARAMETERS',
-    'CHOSEN',
-    'GATED_CONFIGS',
-    'RECALL_BATCHES',
     'recall_vocab_size',
     'recall_batch',
-    'recall_task',
     'recall_accuracy',
-    'RECALL_CONFIG',
-    'RECALL_SPANS',
-    'RECALL_CELLS',
     'gate_trace',
     'state_gradient_norms',
     'Bidirectional',
@@ -163,18 +114,11 @@ __all__ = [
     'SuffixClassifier',
     'classification_accuracy',
     'RNNClassifier',
-    'first_names_task',
-    'classifier_model',
+    'labelled_batches',
     'predictions',
-    'NAME_CLASSIFIER',
-    'NAME_CLASSIFIERS',
     'without_spaces',
     'WindowTagger',
-    'spaces_task',
-    'tagger_model',
     'precision_recall_f1',
-    'SPACE_TAGGER',
-    'SPACE_TAGGERS',
     'free_running_accuracy',
 ]
 
@@ -221,197 +165,7 @@ def quick_mode() -> bool:
     return os.environ.get("CHAPTER_QUICK", "0") not in ("", "0", "false", "False")
 
 
-# %% notebooks/01-text-data.md · § Fetching the data
-_NAMES_URL = "https://raw.githubusercontent.com/jvalhondo/spanish-names-surnames/master/"
-GUTENBERG_START = "*** START OF THE PROJECT GUTENBERG EBOOK THE TIME MACHINE ***"
-GUTENBERG_END = "*** END OF THE PROJECT GUTENBERG EBOOK THE TIME MACHINE ***"
-
-
-@dataclass(frozen=True)
-class DataFile:
-    """One file of a dataset: where it is published and what its content must hash to.
-
-    Explained in notebooks/01-text-data.md, § Fetching the data.
-    """
-
-    path: str  # relative to the cache (and to a mirror), e.g. "time-machine/pg35.txt"
-    url: str
-    sha256: str
-    book_text_only: bool = False  # hash only the text between the Gutenberg markers
-
-
-DATA_FILES = {
-    f.path: f
-    for f in [
-        DataFile("time-machine/pg35.txt", "https://www.gutenberg.org/cache/epub/35/pg35.txt",
-                 "6a14f6514908bb0015086fb61100defd4075b0c24c179f17e42b8b151bc9fc23",
-                 book_text_only=True),
-        DataFile("spanish-names/surnames_freq_ge_100.csv", _NAMES_URL + "surnames_freq_ge_100.csv",
-                 "c67019ce17003739722f62dbce8bffa3447176c1c2fa178f6d2071cfc261e4b7"),
-        DataFile("spanish-names/surnames_freq_ge_20_le_99.csv",
-                 _NAMES_URL + "surnames_freq_ge_20_le_99.csv",
-                 "f54e14ef1cb73286b394c13a604751b5f234234944c9c6ad4a4bf9f868d1c581"),
-        DataFile("spanish-names/male_names.csv", _NAMES_URL + "male_names.csv",
-                 "14a5dd22d253148d04f044ee373bb1637bda3c83c2707cf7ace912c1e9bace8e"),
-        DataFile("spanish-names/female_names.csv", _NAMES_URL + "female_names.csv",
-                 "55527e547db44f595b04c44d9c00881ca559e1cc38682b3d75ce72d5dd831948"),
-    ]
-}
-
-
-class DataUnavailableError(RuntimeError):
-    """A dataset file could be neither downloaded nor found in a mirror.
-
-    Explained in notebooks/01-text-data.md, § Fetching the data.
-    """
-
-
-class ChecksumError(ValueError):
-    """A dataset file's content differs from the published one.
-
-    Explained in notebooks/01-text-data.md, § Fetching the data.
-    """
-
-
-class DataCacheError(OSError):
-    """The download cache (``data/`` or ``$CHAPTER_DATA_DIR``) cannot be written to.
-
-    Explained in notebooks/01-text-data.md, § Fetching the data.
-    """
-
-
-def data_dir() -> Path:
-    """The download cache: ``$CHAPTER_DATA_DIR`` if set, else ``data/`` beside chapter.py.
-
-    Explained in notebooks/01-text-data.md, § Fetching the data.
-    """
-    if os.environ.get("CHAPTER_DATA_DIR"):
-        return Path(os.environ["CHAPTER_DATA_DIR"])
-    return Path(__file__).resolve().parent / "data"
-
-
-def gutenberg_book_text(text: str) -> str:
-    """The book between Project Gutenberg's START and END markers (header and licence removed).
-
-    Explained in notebooks/01-text-data.md, § Fetching the data.
-    """
-    start, end = text.find(GUTENBERG_START), text.find(GUTENBERG_END)
-    if start < 0 or end < start:
-        raise ValueError("not a Project Gutenberg text of The Time Machine: START/END markers missing")
-    return text[start + len(GUTENBERG_START):end]
-
-
-def _content_sha256(data: bytes, spec: DataFile) -> str:
-    if spec.book_text_only:
-        try:
-            data = gutenberg_book_text(data.decode("utf-8-sig")).encode("utf-8")
-        except (UnicodeDecodeError, ValueError):
-            return "unreadable"
-    return hashlib.sha256(data).hexdigest()
-
-
-def _read_source(spec: DataFile) -> bytes:
-    """The file's bytes from the mirror (if ``$CHAPTER_DATA_MIRROR`` is set) or the network."""
-    mirror = os.environ.get("CHAPTER_DATA_MIRROR")
-    if mirror:
-        source = Path(mirror) / spec.path
-        if not source.is_file():
-            raise DataUnavailableError(
-                f"CHAPTER_DATA_MIRROR={mirror} has no file {spec.path}. Lay the mirror out like "
-                f"the sources (e.g. {Path(mirror) / 'time-machine' / 'pg35.txt'}), or unset "
-                "CHAPTER_DATA_MIRROR to download from the internet.")
-        return source.read_bytes()
-    try:
-        with urllib.request.urlopen(spec.url, timeout=60) as response:
-            return response.read()
-    except (urllib.error.URLError, TimeoutError, OSError) as err:
-        raise DataUnavailableError(
-            f"could not download {spec.url} ({err}). Either connect to the internet and retry, "
-            f"or set CHAPTER_DATA_MIRROR to a local directory that holds {spec.path} "
-            f"(a copy of the dataset laid out like its sources).") from None
-
-
-def _cache_error(what: str, err: OSError) -> DataCacheError:
-    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        why = f"the cache directory {data_dir()} is not writable ({err.strerror})"
-    else:
-        why = f"{err.strerror or err}"
-    return DataCacheError(
-        f"{what}: {why}. Choose another cache directory, one you can write to, with the "
-        "environment variable CHAPTER_DATA_DIR (e.g. CHAPTER_DATA_DIR=$HOME/chapter-data), or fix "
-        "this one, then retry.")
-
-
-def _write_atomically(path: Path, write) -> None:
-    """Write ``path`` by calling ``write(tmp)`` on a temporary file named for this process (two
-    processes may write the same file at once), then rename it into place: readers see the old
-    file or the whole new one. If anything fails the temporary file is removed and the OSError
-    propagates."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(tmp)
-        os.replace(tmp, path)  # atomic
-    finally:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass  # nothing was written there
-
-
-def fetch(path: str) -> Path:
-    """Return the local path of a dataset file, downloading and verifying it if needed.
-
-    Explained in notebooks/01-text-data.md, § Fetching the data.
-    """
-    if path not in DATA_FILES:
-        raise KeyError(f"unknown data file {path!r}; known: {sorted(DATA_FILES)}")
-    spec = DATA_FILES[path]
-    target = data_dir() / spec.path
-    damaged = False
-    if target.is_file():
-        if _content_sha256(target.read_bytes(), spec) == spec.sha256:
-            return target
-        damaged = True  # a stale or damaged cache entry: remove it and fetch the file again
-        try:
-            target.unlink()
-        except OSError as err:
-            raise _cache_error(f"the cached copy {target} is damaged (its checksum does not "
-                               "match) and could not be removed", err) from None
-    try:
-        data = _read_source(spec)
-    except DataUnavailableError as err:
-        if damaged:
-            raise DataUnavailableError(
-                f"the cached copy {target} was damaged (its checksum did not match) and has been "
-                f"removed, and a fresh copy could not be fetched: {err}") from None
-        raise
-    digest = _content_sha256(data, spec)
-    if digest != spec.sha256:
-        raise ChecksumError(
-            f"{spec.path}: SHA-256 {digest} does not match the expected {spec.sha256}; nothing "
-            "was saved. The source may have changed or the transfer broke: retry, or check the "
-            "mirror's copy.")
-    try:
-        _write_atomically(target, lambda tmp: tmp.write_bytes(data))
-    except OSError as err:
-        raise _cache_error(f"could not save {target}", err) from None
-    return target
-
-
-def fetch_all() -> list[Path]:
-    """Fetch every dataset file of the chapter (``make data``).
-
-    Explained in notebooks/01-text-data.md, § Fetching the data.
-    """
-    return [fetch(path) for path in DATA_FILES]
-
-
 # %% notebooks/01-text-data.md · § Spanish names
-SURNAME_FILES = ("spanish-names/surnames_freq_ge_100.csv", "spanish-names/surnames_freq_ge_20_le_99.csv")
-FIRST_NAME_FILES = {"male": "spanish-names/male_names.csv", "female": "spanish-names/female_names.csv"}
-
-
 def _first_column(path: Path) -> list[str]:
     with open(path, encoding="utf-8", newline="") as f:
         rows = csv.reader(f)
@@ -1128,6 +882,14 @@ def fit(model: torch.nn.Module, train_data, valid_data=None, *, epochs: int = 10
 
 
 # %% notebooks/02-context-models.md · § One training loop for the chapter (3)
+def num_params(model: torch.nn.Module) -> int:
+    """The number of numbers in ``model``'s parameters (trainable or not).
+
+    Explained in notebooks/02-context-models.md, § One training loop for the chapter.
+    """
+    return sum(p.numel() for p in model.parameters())
+
+
 def plot_history(histories: dict, ax=None, title: str = "Loss curves"):
     """Train (dashed) and validation (solid) loss per epoch of several named ``History``s; a dot marks
     the best epoch and a small vertical tick each drop of the learning rate.
@@ -1202,291 +964,6 @@ class CausalCNN(WindowModel):
             N, T, C = h.shape
             h = torch.tanh(norm(conv(h.reshape(N, T // 2, 2 * C))))  # (N, T/2, channels): merge pairs
         return self.output(h[:, 0])  # (N, V) logits
-
-
-# %% notebooks/02-context-models.md · § Experiments: one configuration, one driver
-QUICK_LIMIT = 2000  # quick mode: training examples (names or characters) kept
-
-
-@dataclass(frozen=True)
-class Config:
-    """One experiment: which data, which model, and how to train it (see ``train``).
-
-    Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
-    """
-
-    dataset: str  # a key of TASKS: "surnames", "time-machine", ...
-    model: str  # a key of MODELS: "mlp", "cnn" (windows) or "rnn" (recurrent, with `cell`)
-    cell: str = "rnn"  # recurrent models: a key of CELLS ("rnn", "gru", "lstm", ...); taggers also "window"
-    hidden_size: int = 256  # hidden units (MLP), channels (CNN), state size (recurrent)
-    embedding_dim: int | None = 24  # None: one-hot input (recurrent models)
-    block_size: int = 8  # window models: characters of context
-    dropout: float = 0.0  # recurrent models: on the outputs of the recurrent layer
-    bidirectional: bool = False  # classifiers and taggers: read both ways (notebook 06)
-    readout: str = "last"  # classifiers: "last" state or "mean" of the outputs, "each" for taggers (notebook 06)
-    batch_size: int = 128
-    num_steps: int = 32  # the book, recurrent models: characters per piece of truncated BPTT
-    stateful: bool = True  # the book, recurrent models: carry the state from piece to piece
-    bucket: bool = False  # names, recurrent models: batch names of similar length together
-    parts: int = 1  # names, recurrent models: compute each batch in this many parts of similar length
-    span: int = 10  # the recall task: steps between the symbol and the query (notebook 05)
-    optimizer: str = "adamw"  # or "sgd"
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    clip: float | None = 1.0  # bound on the gradient norm
-    epochs: int = 20  # at most
-    patience: int | None = 1  # epochs without improvement before the learning rate drops (None: never)
-    decays: int = 2  # drops of the learning rate (by lr_decay) before training stops
-    lr_decay: float = 0.2
-    min_delta: float = 0.0  # a smaller improvement of the validation loss counts as a plateau
-    stop_below: float | None = None  # stop once the validation loss is lower (a solved task)
-    seed: int = 0
-    limit: int | None = None  # train on the first `limit` examples only (quick mode)
-
-    def __post_init__(self):
-        for name in ("hidden_size", "block_size", "batch_size", "num_steps", "epochs", "patience", "span", "parts"):
-            if name == "patience" and self.patience is None:
-                continue
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"Config.{name} must be a positive integer, got {getattr(self, name)!r}")
-        if not 0 <= self.dropout < 1 or not self.lr > 0:
-            raise ValueError(f"need 0 <= dropout < 1 and lr > 0, got {self.dropout} and {self.lr}")
-
-    def quick(self) -> "Config":
-        """The same experiment on a small slice of the data for one epoch (``CHAPTER_QUICK=1``): at
-        most QUICK_LIMIT examples, or one batch of the book's pieces if that is more."""
-        limit = min(self.limit or QUICK_LIMIT, QUICK_LIMIT)
-        if self.dataset == "time-machine" and self.model == "rnn":
-            limit = max(limit, (self.batch_size + 1) * self.num_steps + 1)  # the offset moves by up to num_steps
-        return replace(self, epochs=1, decays=0, limit=limit)
-
-    @property
-    def label(self) -> str:
-        """A short name for tables: "MLP", "causal CNN", "RNN", "GRU", "LSTM"."""
-        return {"mlp": "MLP", "cnn": "causal CNN"}.get(self.model, self.cell.upper())
-
-
-# %% notebooks/02-context-models.md · § Experiments: one configuration, one driver (2)
-WINDOW_MODELS = ("mlp", "cnn")  # models that read a fixed window; the others are recurrent
-
-
-@dataclass
-class Task:
-    """The data of an experiment: vocabulary, training batches and held-out data.
-
-    Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
-    """
-
-    vocab: Vocab | None  # None for tasks whose tokens are plain ids (see num_tokens)
-    train: Callable  # () -> an epoch of training batches, freshly shuffled
-    valid: object  # validation batches for `fit` (read the way the training batches are)
-    held_out: dict  # split -> (batches, stateful): the data on which `train` reports the NLL
-    stateful: bool = False  # training carries the state across batches
-    num_classes: int | None = None  # classification tasks; None: predict the next token
-    num_tokens: int | None = None  # the number of input token ids; None: len(vocab)
-
-    def __post_init__(self):
-        if self.num_tokens is None:
-            self.num_tokens = len(self.vocab)
-
-
-def window_batches(X: torch.Tensor, Y: torch.Tensor, batch_size: int, generator: torch.Generator):
-    """A function returning, per call, a fresh shuffled pass over (X, Y) in minibatches.
-
-    Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
-    """
-    check_positive(batch_size=batch_size)
-
-    def epoch():
-        order = torch.randperm(len(X), generator=generator)
-        for i in range(0, len(X), batch_size):
-            idx = order[i:i + batch_size]
-            yield X[idx], Y[idx]
-    return epoch
-
-
-def _window_task(config: Config) -> Task:
-    data = windows(config.dataset, config.block_size, config.limit)
-    parts = {"train": data.train, "valid": data.valid, "test": data.test}
-    generator = torch.Generator().manual_seed(config.seed)
-    held_out = {split: (eval_batches(*xy), False) for split, xy in parts.items()}
-    return Task(data.vocab, window_batches(*parts["train"], config.batch_size, generator), held_out["valid"][0],
-                held_out)
-
-
-def surnames_task(config: Config) -> Task:
-    """Surnames: windows for a window model; padded batches of whole names for a recurrent one.
-
-    Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
-    """
-    if config.model in WINDOW_MODELS:
-        return _window_task(config)
-    vocab, *parts = splits("surnames")
-    train, valid, test = _limited(parts, config.limit)
-    generator = torch.Generator().manual_seed(config.seed)
-
-    def train_batches():
-        return name_batches(train, vocab, config.batch_size, generator=generator, bucket=config.bucket,
-                            parts=config.parts)
-
-    # held-out names sorted by length, in large batches: little time is spent on padding
-    held_out = {split: (list(name_batches(sorted(names, key=len), vocab, 1024, shuffle=False)), False)
-                for split, names in (("train", train), ("valid", valid), ("test", test))}
-    return Task(vocab, train_batches, held_out["valid"][0], held_out)
-
-
-def book_task(config: Config) -> Task:
-    """The Time Machine: windows for a window model; for a recurrent one, pieces of ``num_steps``
-    characters, in order with the state carried (``stateful``) or at random from a zero state.
-    Held-out blocks are read as one stream with the state carried (the training block as 16).
-
-    Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
-    """
-    if config.model in WINDOW_MODELS:
-        return _window_task(config)
-    vocab, *parts = splits("time-machine")
-    train, valid, test = _limited(parts, config.limit)
-    T, B = config.num_steps, config.batch_size
-    generator = torch.Generator().manual_seed(config.seed)
-
-    def train_batches():
-        if config.stateful:  # a fresh offset every epoch, so the pieces' borders move
-            return sequential_batches(train, T, B, offset=int(torch.randint(T, (1,), generator=generator)))
-        return random_batches(train, T, B, generator=generator)
-
-    def stream(ids, streams=1):  # read in pieces of 256: with the state carried, the length does not matter
-        return lambda: sequential_batches(ids, min(256, (len(ids) - 1) // streams), streams)
-
-    valid_batches = stream(valid) if config.stateful else lambda: random_batches(valid, T, 8)
-    held_out = {"train": (stream(train, 16), True), "valid": (stream(valid), True), "test": (stream(test), True)}
-    return Task(vocab, train_batches, valid_batches, held_out, stateful=config.stateful)
-
-
-# %% notebooks/02-context-models.md · § Experiments: one configuration, one driver (3)
-def mlp_model(config: Config, task: Task) -> torch.nn.Module:
-    """Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver."""
-    return MLPContext(task.num_tokens, config.block_size, config.embedding_dim, config.hidden_size)
-
-
-def cnn_model(config: Config, task: Task) -> torch.nn.Module:
-    """Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver."""
-    levels = int(math.log2(config.block_size))
-    if 2 ** levels != config.block_size:
-        raise ValueError(f"a causal CNN's block_size is its receptive field 2**levels, got {config.block_size}")
-    return CausalCNN(task.num_tokens, levels, config.embedding_dim, config.hidden_size)
-
-
-TASKS = {"surnames": surnames_task, "time-machine": book_task}  # dataset -> function(config) -> Task
-MODELS = {"mlp": mlp_model, "cnn": cnn_model}  # model -> function(config, task) -> nn.Module
-
-
-# %% notebooks/02-context-models.md · § Experiments: one configuration, one driver (4)
-@dataclass
-class Run:
-    """A trained model with its configuration, vocabulary, training history and NLL per split.
-
-    Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
-    """
-
-    config: Config
-    model: nn.Module
-    vocab: Vocab
-    history: History
-    nll: dict  # split -> nats per token
-
-
-def runs_dir() -> Path:
-    """Where trained runs are cached: ``$CHAPTER_RUNS_DIR`` if set, else ``data_dir() / "runs"``.
-
-    Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
-    """
-    return Path(os.environ["CHAPTER_RUNS_DIR"]) if os.environ.get("CHAPTER_RUNS_DIR") else data_dir() / "runs"
-
-
-def _run_path(config: Config) -> Path:
-    """Where the cache keeps the run of ``config`` with this chapter.py, PyTorch, device and threads.
-
-    In a notebook, the code in effect is chapter.py's unless a ``%%save`` cell was changed: the
-    magic then sets ``CHAPTER_CODE_EDITS`` to a digest of the changes, and it joins the key."""
-    key = hashlib.sha256()
-    for part in (repr(config), Path(__file__).read_bytes(), os.environ.get("CHAPTER_CODE_EDITS", ""),
-                 torch.__version__, str(get_device()), str(torch.get_num_threads())):
-        key.update(part if isinstance(part, bytes) else part.encode())
-    return runs_dir() / f"{config.dataset}-{config.model}-{key.hexdigest()[:16]}.pt"
-
-
-def _load_run(config: Config, task: Task, model: nn.Module) -> Run | None:
-    path = _run_path(config)
-    if not path.is_file():
-        return None
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(saved["state_dict"])
-    return Run(config, model.to(get_device()), task.vocab, History(**saved["history"]), saved["nll"])
-
-
-def _save_run(run: Run) -> None:
-    path = _run_path(run.config)
-    saved = {"state_dict": {k: v.cpu() for k, v in run.model.state_dict().items()},
-             "history": dataclasses.asdict(run.history), "nll": run.nll}
-    try:
-        _write_atomically(path, lambda tmp: torch.save(saved, tmp))  # like the data files
-    except OSError as err:
-        warnings.warn(f"could not cache the trained model in {path.parent} ({err}); set CHAPTER_RUNS_DIR "
-                      "to a writable directory to keep runs between notebooks", stacklevel=3)
-
-
-# %% notebooks/02-context-models.md · § Experiments: one configuration, one driver (5)
-def train(config: Config, progress: bool = True, cache: bool = True) -> Run:
-    """Train the model that ``config`` describes on its task; return the ``Run``.
-
-    Seeds every generator with ``config.seed``, so a configuration always gives the same run on
-    the same machine. Quick mode (``CHAPTER_QUICK=1``) trains ``config.quick()`` instead. With
-    ``cache``, a run trained before with the same configuration and the same chapter.py is
-    loaded from ``runs_dir()`` instead of trained again (delete that folder to train afresh).
-
-    Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
-    """
-    if quick_mode():
-        config = config.quick()
-    if config.dataset not in TASKS or config.model not in MODELS:
-        raise ValueError(f"unknown dataset {config.dataset!r} or model {config.model!r}: datasets are "
-                         f"{sorted(TASKS)}, models {sorted(MODELS)}")
-    set_seed(config.seed)
-    task = TASKS[config.dataset](config)
-    model = MODELS[config.model](config, task)
-    if cache and (run := _load_run(config, task, model)) is not None:
-        return run
-    history = fit(model, task.train, task.valid, epochs=config.epochs, lr=config.lr,
-                  weight_decay=config.weight_decay, clip=config.clip, patience=config.patience,
-                  decays=config.decays, lr_decay=config.lr_decay, min_delta=config.min_delta,
-                  optimizer=config.optimizer, stop_below=config.stop_below, stateful=task.stateful,
-                  progress=progress, desc=f"{config.dataset} {config.label}")
-    nll = {split: evaluate(model, data, stateful) for split, (data, stateful) in task.held_out.items()}
-    run = Run(config, model, task.vocab, history, nll)
-    if cache:
-        _save_run(run)
-    return run
-
-
-def num_params(model: nn.Module) -> int:
-    """The number of numbers in ``model``'s parameters (trainable or not).
-
-    Explained in notebooks/02-context-models.md, § Experiments: one configuration, one driver.
-    """
-    return sum(p.numel() for p in model.parameters())
-
-
-# %% notebooks/02-context-models.md · § Training the neural models
-WINDOW_CONFIGS = {  # (dataset, model) -> Config
-    ("surnames", "mlp"): Config("surnames", "mlp", block_size=8, hidden_size=256, batch_size=512, lr=5e-3,
-                                weight_decay=0.01, epochs=8, decays=1, lr_decay=0.1),
-    ("surnames", "cnn"): Config("surnames", "cnn", block_size=8, hidden_size=128, batch_size=512, lr=5e-3,
-                                weight_decay=0.01, epochs=8),
-    ("time-machine", "mlp"): Config("time-machine", "mlp", block_size=8, hidden_size=256, batch_size=256,
-                                    lr=3e-3, weight_decay=0.01, epochs=10, decays=1, lr_decay=0.1),
-    ("time-machine", "cnn"): Config("time-machine", "cnn", block_size=16, hidden_size=128, batch_size=256,
-                                    lr=3e-3, weight_decay=0.01, epochs=12),
-}
 
 
 # %% notebooks/02-context-models.md · § Sampling names
@@ -1724,31 +1201,6 @@ def clip_gradients(parameters, max_norm: float) -> torch.Tensor:
     return norm
 
 
-# %% notebooks/03-rnn.md · § Training the language model
-CELLS = {"rnn": RNN}  # cell name -> class; notebook 05 adds the gated cells
-
-
-def rnn_model(config: Config, task: Task) -> nn.Module:
-    """The recurrent language model of a configuration: ``RNNLanguageModel`` with ``CELLS[config.cell]``.
-
-    Explained in notebooks/03-rnn.md, § Training the language model.
-    """
-    if config.cell not in CELLS:
-        raise ValueError(f"unknown cell {config.cell!r}: choose one of {sorted(CELLS)}")
-    return RNNLanguageModel(task.num_tokens, config.hidden_size, CELLS[config.cell], config.embedding_dim,
-                            config.dropout)
-
-
-MODELS["rnn"] = rnn_model
-
-RNN_CONFIGS = {  # dataset -> Config; one-hot input (embedding_dim=None), so X_t U is the textbook's
-    "surnames": Config("surnames", "rnn", hidden_size=256, embedding_dim=None, batch_size=128, parts=3, lr=5e-3,
-                       dropout=0.0, epochs=12, min_delta=0.01),
-    "time-machine": Config("time-machine", "rnn", hidden_size=256, embedding_dim=None, num_steps=32, batch_size=32,
-                           lr=5e-3, dropout=0.0, epochs=30, patience=2, min_delta=0.01),
-}
-
-
 # %% notebooks/03-rnn.md · § *The Time Machine*: carrying the state
 def loss_by_offset(model: nn.Module, ids: torch.Tensor, block: int = 512):
     """NLL (nats) of a recurrent language model at each offset 1..block after a reset of its state.
@@ -1975,11 +1427,8 @@ def _rnn_forward(xu: torch.Tensor, h0: torch.Tensor, W: torch.Tensor) -> torch.T
     return outputs
 
 
-class RNNScan(torch.autograd.Function):
-    """The RNN over a whole sequence; backward is notebook 04's BPTT.
-
-    Explained in notebooks/04-bptt.md, § A fast RNN from the equations.
-    """
+class _RNNScan(torch.autograd.Function):
+    """The RNN over a whole sequence; backward is notebook 04's BPTT."""
 
     @staticmethod
     def forward(ctx, xu, h0, W):
@@ -2008,7 +1457,7 @@ def rnn_scan(xu: torch.Tensor, h0: torch.Tensor, W: torch.Tensor):
     Explained in notebooks/04-bptt.md, § A fast RNN from the equations.
     """
     if _needs_grad(xu, h0, W):
-        return RNNScan.apply(xu, h0, W)
+        return _RNNScan.apply(xu, h0, W)
     outputs = _rnn_forward(xu, h0, W)
     return outputs, outputs[-1]
 
@@ -2203,11 +1652,8 @@ def _gru_local_derivatives(h0, outputs, GH, RZN):
     return K, K_n
 
 
-class GRUScan(torch.autograd.Function):
-    """PyTorch's GRU over a whole sequence, with a hand-derived backward.
-
-    Explained in notebooks/05-gated-rnns.md, § Backpropagation through the gates.
-    """
+class _GRUScan(torch.autograd.Function):
+    """PyTorch's GRU over a whole sequence, with a hand-derived backward."""
 
     @staticmethod
     def forward(ctx, gx, h0, W_h, b_h):
@@ -2247,7 +1693,7 @@ def gru_scan(gx: torch.Tensor, h0: torch.Tensor, W_h: torch.Tensor, b_h: torch.T
     Explained in notebooks/05-gated-rnns.md, § Backpropagation through the gates.
     """
     if _needs_grad(gx, h0, W_h, b_h):
-        return GRUScan.apply(gx, h0, W_h, b_h)
+        return _GRUScan.apply(gx, h0, W_h, b_h)
     outputs, _, _ = _gru_forward(gx, h0, W_h, b_h, save=False)
     return outputs, outputs[-1]
 
@@ -2302,11 +1748,8 @@ def _lstm_local_derivatives(C, G, TC):
     return K, P
 
 
-class LSTMScan(torch.autograd.Function):
-    """The LSTM over a whole sequence, with a hand-derived backward.
-
-    Explained in notebooks/05-gated-rnns.md, § Backpropagation through the gates.
-    """
+class _LSTMScan(torch.autograd.Function):
+    """The LSTM over a whole sequence, with a hand-derived backward."""
 
     @staticmethod
     def forward(ctx, gx, h0, c0, W_h):
@@ -2346,7 +1789,7 @@ def lstm_scan(gx: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, W_h: torch.T
     Explained in notebooks/05-gated-rnns.md, § Backpropagation through the gates.
     """
     if _needs_grad(gx, h0, c0, W_h):
-        return LSTMScan.apply(gx, h0, c0, W_h)
+        return _LSTMScan.apply(gx, h0, c0, W_h)
     outputs, C, _, _ = _lstm_forward(gx, h0, c0, W_h, save=False)
     return outputs, outputs[-1], C[-1]
 
@@ -2412,43 +1855,7 @@ def _torch_layer(module: nn.Module, l: int) -> nn.Module:
     return single
 
 
-# %% notebooks/05-gated-rnns.md · § RNN, GRU and LSTM language models
-CELLS.update(gru=GRU, lstm=LSTM)
-
-# dataset -> the learning rates and the dropout rates (on the recurrent layer's outputs) that every
-# cell is tried with; the book's grid was widened until no model's best point lay on its far edge
-LR_GRID = {"surnames": (2e-3, 5e-3, 1e-2, 2e-2), "time-machine": (2e-3, 5e-3, 1e-2, 2e-2, 4e-2, 8e-2)}
-DROPOUT_GRID = {"surnames": (0.0, 0.2, 0.4), "time-machine": (0.0, 0.2, 0.4, 0.6, 0.8)}
-EQUAL_PARAMETERS = {"gru": 145, "lstm": 124}  # hidden sizes with about the parameters of the RNN's 256
-CHOSEN = {  # (dataset, cell, hidden size) -> (lr, dropout): the grid point with the lowest validation loss
-    ("surnames", "rnn", 256): (5e-3, 0.0),
-    ("surnames", "gru", 256): (5e-3, 0.2), ("surnames", "gru", 145): (5e-3, 0.0),
-    ("surnames", "lstm", 256): (1e-2, 0.2), ("surnames", "lstm", 124): (1e-2, 0.0),
-    ("time-machine", "rnn", 256): (5e-3, 0.0),
-    ("time-machine", "gru", 256): (1e-2, 0.6), ("time-machine", "gru", 145): (1e-2, 0.2),
-    ("time-machine", "lstm", 256): (2e-2, 0.4), ("time-machine", "lstm", 124): (2e-2, 0.2),
-}
-
-
-def _cell_configs(dataset: str) -> dict:
-    base = RNN_CONFIGS[dataset]
-    configs = {"RNN": base}
-    for cell in ("gru", "lstm"):
-        for size in (base.hidden_size, EQUAL_PARAMETERS[cell]):
-            lr, dropout = CHOSEN[dataset, cell, size]
-            label = cell.upper() if size == base.hidden_size else f"{cell.upper()}, {size} units"
-            configs[label] = replace(base, cell=cell, hidden_size=size, lr=lr, dropout=dropout)
-    return configs
-
-
-GATED_CONFIGS = {(dataset, label): config for dataset in DATASETS
-                 for label, config in _cell_configs(dataset).items()}  # (dataset, label) -> Config
-
-
 # %% notebooks/05-gated-rnns.md · § A task with a known memory span
-RECALL_BATCHES = 25  # training batches per epoch of the recall task
-
-
 def recall_vocab_size(num_symbols: int = 8, num_distractors: int = 8) -> int:
     """Tokens of the recall task: symbols, then distractors, then the query token (the last id).
 
@@ -2478,18 +1885,6 @@ def recall_batch(k: int, batch_size: int, num_symbols: int = 8, num_distractors:
     return X, Y
 
 
-def recall_task(config: Config) -> Task:
-    """Recall the symbol ``config.span`` steps back: fresh training batches, fixed held-out batches.
-
-    Explained in notebooks/05-gated-rnns.md, § A task with a known memory span.
-    """
-    k, generator = config.span, torch.Generator().manual_seed(config.seed)
-    valid = [recall_batch(k, 1000, generator=torch.Generator().manual_seed(config.seed + 1))]
-    test = [recall_batch(k, 2000, generator=torch.Generator().manual_seed(config.seed + 2))]
-    return Task(None, lambda: (recall_batch(k, config.batch_size, generator=generator) for _ in range(RECALL_BATCHES)),
-                valid, {"valid": (valid, False), "test": (test, False)}, num_tokens=recall_vocab_size())
-
-
 def recall_accuracy(model, k: int, num_examples: int = 2000, seed: int = 2) -> float:
     """Fraction of recall sequences (by default the task's test batch) whose symbol the model names.
 
@@ -2500,15 +1895,6 @@ def recall_accuracy(model, k: int, num_examples: int = 2000, seed: int = 2) -> f
     with eval_mode(model):
         logits = model(X.to(device))[0][-1]  # (B, V) at the query
     return (logits.argmax(-1).cpu() == Y[-1]).float().mean().item()
-
-
-TASKS["recall"] = recall_task
-CELLS["lstm, forget bias 3"] = partial(LSTM, forget_bias=3.0)
-
-RECALL_CONFIG = Config("recall", "rnn", hidden_size=32, embedding_dim=None, batch_size=128, lr=1e-2, clip=1.0,
-                       epochs=20, patience=None, decays=0, stop_below=0.01)
-RECALL_SPANS = (5, 10, 20, 40, 80)
-RECALL_CELLS = {"RNN": "rnn", "GRU": "gru", "LSTM": "lstm", "LSTM, forget bias 3": "lstm, forget bias 3"}
 
 
 # %% notebooks/05-gated-rnns.md · § A task with a known memory span (2)
@@ -2825,9 +2211,12 @@ class RNNClassifier(nn.Module):
 
 
 # %% notebooks/06-beyond-language-models.md · § A recurrent classifier (2)
-def _labelled_batches(pairs, vocab: Vocab, batch_size: int, generator=None):
+def labelled_batches(pairs, vocab: Vocab, batch_size: int, generator=None):
     """(X (T, B) character ids padded with the boundary token, Y (B,) labels), shuffled if a
-    generator is given, else in order."""
+    generator is given, else in order.
+
+    Explained in notebooks/06-beyond-language-models.md, § A recurrent classifier.
+    """
     order = torch.randperm(len(pairs), generator=generator).tolist() if generator else range(len(pairs))
     order = list(order)
     pad = vocab[BOUNDARY]
@@ -2838,34 +2227,6 @@ def _labelled_batches(pairs, vocab: Vocab, batch_size: int, generator=None):
         for b, (name, _) in enumerate(batch):
             X[:len(name), b] = torch.tensor(vocab.encode(name))
         yield X, torch.tensor([label for _, label in batch])
-
-
-def first_names_task(config: Config) -> Task:
-    """Classify first names by the sex of the majority of their holders (0 female, 1 male).
-
-    Explained in notebooks/06-beyond-language-models.md, § A recurrent classifier.
-    """
-    vocab, parts = name_sex_splits()
-    train_pairs, valid_pairs, test_pairs = _limited(parts, config.limit)
-    generator = torch.Generator().manual_seed(config.seed)
-    held_out = {split: (list(_labelled_batches(sorted(pairs, key=lambda p: len(p[0])), vocab, 1024)), False)
-                for split, pairs in (("train", train_pairs), ("valid", valid_pairs), ("test", test_pairs))}
-    return Task(vocab, lambda: _labelled_batches(train_pairs, vocab, config.batch_size, generator),
-                held_out["valid"][0], held_out, num_classes=2)
-
-
-def classifier_model(config: Config, task: Task) -> nn.Module:
-    """An ``RNNClassifier`` with the configuration's cell, sizes, direction and readout.
-
-    Explained in notebooks/06-beyond-language-models.md, § A recurrent classifier.
-    """
-    return RNNClassifier(len(task.vocab), task.num_classes, config.hidden_size, CELLS[config.cell],
-                         config.embedding_dim, config.bidirectional, config.readout, task.vocab[BOUNDARY],
-                         config.dropout)
-
-
-TASKS["first-names"] = first_names_task
-MODELS["classifier"] = classifier_model
 
 
 def predictions(model: nn.Module, batches) -> tuple[torch.Tensor, torch.Tensor]:
@@ -2883,15 +2244,6 @@ def predictions(model: nn.Module, batches) -> tuple[torch.Tensor, torch.Tensor]:
             predicted.append(logits.argmax(-1).reshape(-1).cpu()[keep])
             truth.append(Y.reshape(-1)[keep])
     return torch.cat(predicted), torch.cat(truth)
-
-
-NAME_CLASSIFIER = Config("first-names", "classifier", cell="gru", hidden_size=192, embedding_dim=64, batch_size=64,
-                         lr=3e-3, dropout=0.3, epochs=12)
-NAME_CLASSIFIERS = {  # (direction, readout) -> Config
-    ("left to right", "last"): NAME_CLASSIFIER,
-    ("left to right", "mean"): replace(NAME_CLASSIFIER, readout="mean"),
-    ("both ways", "last"): replace(NAME_CLASSIFIER, bidirectional=True),
-}
 
 
 # %% notebooks/06-beyond-language-models.md · § An aligned task: putting the spaces back
@@ -2932,50 +2284,6 @@ class WindowTagger(nn.Module):
         return self.output(torch.tanh(self.hidden(self.embedding(windows).flatten(2))))  # (T, B, C)
 
 
-def _aligned_pieces(ids: torch.Tensor, labels: torch.Tensor, num_steps: int):
-    """Non-overlapping pieces of ``num_steps`` positions as (X, Y) columns: (num_steps, n) each."""
-    n = len(ids) // num_steps * num_steps
-    return ids[:n].view(-1, num_steps).T, labels[:n].view(-1, num_steps).T
-
-
-def spaces_task(config: Config) -> Task:
-    """The Time Machine without spaces: for every letter, does a space follow? Same blocks as the chapter.
-
-    Explained in notebooks/06-beyond-language-models.md, § An aligned task: putting the spaces back.
-    """
-    blocks = [without_spaces(part) for part in _limited(split_text(load_time_machine()), config.limit)]
-    vocab = Vocab([blocks[0][0]], reserved=[BOUNDARY])  # the boundary token pads the window model
-    (X, Y), (Xv, Yv), (Xt, Yt) = (_aligned_pieces(torch.tensor(vocab.encode(letters)), torch.tensor(follows),
-                                                  config.num_steps) for letters, follows in blocks)
-    generator = torch.Generator().manual_seed(config.seed)
-
-    def train_batches():  # the pieces in a fresh random order; every epoch a new offset would also do
-        order = torch.randperm(X.shape[1], generator=generator)
-        for i in range(0, len(order), config.batch_size):
-            yield X[:, order[i:i + config.batch_size]], Y[:, order[i:i + config.batch_size]]
-
-    held_out = {split: ([(A[:, i:i + 256], B[:, i:i + 256]) for i in range(0, A.shape[1], 256)], False)
-                for split, (A, B) in (("train", (X, Y)), ("valid", (Xv, Yv)), ("test", (Xt, Yt)))}
-    return Task(vocab, train_batches, held_out["valid"][0], held_out, num_classes=2)
-
-
-def tagger_model(config: Config, task: Task) -> nn.Module:
-    """A recurrent tagger (an ``RNNClassifier`` reading out at each position) or, for
-    ``config.cell == "window"``, a ``WindowTagger`` seeing ``config.block_size`` tokens either side.
-
-    Explained in notebooks/06-beyond-language-models.md, § An aligned task: putting the spaces back.
-    """
-    if config.cell == "window":
-        return WindowTagger(len(task.vocab), task.num_classes, config.block_size, config.embedding_dim,
-                            config.hidden_size, task.vocab[BOUNDARY])
-    return RNNClassifier(len(task.vocab), task.num_classes, config.hidden_size, CELLS[config.cell],
-                         config.embedding_dim, config.bidirectional, "each", task.vocab[BOUNDARY], config.dropout)
-
-
-TASKS["spaces"] = spaces_task
-MODELS["tagger"] = tagger_model
-
-
 def precision_recall_f1(predicted: torch.Tensor, truth: torch.Tensor, positive: int = 1) -> dict:
     """Precision, recall and F1 of the ``positive`` class.
 
@@ -2986,15 +2294,6 @@ def precision_recall_f1(predicted: torch.Tensor, truth: torch.Tensor, positive: 
     recall = hits / max(int((truth == positive).sum()), 1)
     f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
     return {"precision": precision, "recall": recall, "F1": f1}
-
-
-SPACE_TAGGER = Config("spaces", "tagger", cell="gru", hidden_size=128, embedding_dim=24, num_steps=64,
-                      batch_size=32, lr=3e-3, dropout=0.1, epochs=15)
-SPACE_TAGGERS = {
-    "left to right": SPACE_TAGGER,
-    "both ways": replace(SPACE_TAGGER, bidirectional=True, hidden_size=88),
-    "window, 4 either side": replace(SPACE_TAGGER, cell="window", block_size=4, hidden_size=256),
-}
 
 
 # %% notebooks/06-beyond-language-models.md · § Teacher forcing and free running

@@ -6,19 +6,20 @@ from __future__ import annotations
 import dataclasses
 
 import chapter
+import experiments
 from benchmarks.common import run_records, seeds
 
 
 def name_configs() -> dict:
     """label -> Config of the name classifiers ("left to right, last", ...)."""
-    return {f"{direction}, {readout}": config for (direction, readout), config in chapter.NAME_CLASSIFIERS.items()}
+    return {f"{direction}, {readout}": config for (direction, readout), config in experiments.NAME_CLASSIFIERS.items()}
 
 
 def configs() -> dict:
     """(dataset, label) -> Config of every model this area trains (the suffix model is counted, not
     trained): what its records must have been made with."""
     return ({("first-names", label): config for label, config in name_configs().items()}
-            | {("spaces", name): config for name, config in chapter.SPACE_TAGGERS.items()})
+            | {("spaces", name): config for name, config in experiments.SPACE_TAGGERS.items()})
 
 
 def _names(quick: bool) -> list[dict]:
@@ -31,8 +32,8 @@ def _names(quick: bool) -> list[dict]:
                 "perplexity": float("nan"), "accuracy": suffix, "seed": 0, "params": 0, "train_seconds": 0.0}]
     for label, config in name_configs().items():
         for seed in seeds(quick):
-            run = chapter.train(dataclasses.replace(config, seed=seed), progress=False)
-            task = chapter.TASKS["first-names"](run.config)
+            run = experiments.train(dataclasses.replace(config, seed=seed), progress=False)
+            task = experiments.TASKS["first-names"](run.config)
             predicted, truth = chapter.predictions(run.model, task.held_out["test"][0])
             accuracy = (predicted == truth).float().mean().item()
             records += [r | {"accuracy": accuracy} for r in run_records(run, label) if r["split"] == "test"]
@@ -42,10 +43,10 @@ def _names(quick: bool) -> list[dict]:
 
 def _spaces(quick: bool) -> list[dict]:
     records = []
-    for name, config in chapter.SPACE_TAGGERS.items():
+    for name, config in experiments.SPACE_TAGGERS.items():
         for seed in seeds(quick):
-            run = chapter.train(dataclasses.replace(config, seed=seed), progress=False)
-            task = chapter.TASKS["spaces"](run.config)
+            run = experiments.train(dataclasses.replace(config, seed=seed), progress=False)
+            task = experiments.TASKS["spaces"](run.config)
             scores = chapter.precision_recall_f1(*chapter.predictions(run.model, task.held_out["test"][0]))
             records += [r | scores for r in run_records(run, name) if r["split"] == "test"]
             print(f"  spaces {name} seed {seed}: F1 {scores['F1']:.4f}", flush=True)

@@ -1,4 +1,4 @@
-"""What every quality benchmark shares: the seeds, and records made from a trained ``chapter.Run``."""
+"""What every quality benchmark shares: the seeds, and records made from a trained ``experiments.Run``."""
 
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ def run_records(run, label: str, **extra) -> list[dict]:
 
 def train_seeds(config, label: str, quick: bool, **extra) -> list[dict]:
     """Train ``config`` with every seed (through the chapter's cache); the records of all runs."""
-    import chapter
+    import experiments
 
     records = []
     for seed in seeds(quick):
-        run = chapter.train(dataclasses.replace(config, seed=seed), progress=False)
+        run = experiments.train(dataclasses.replace(config, seed=seed), progress=False)
         records += run_records(run, label, **extra)
         print(f"  {config.dataset:13s} {label:22s} seed {seed}: test NLL {run.nll['test']:.4f} "
               f"({len(run.history.train_loss)} epochs, {run.history.seconds:.0f} s)", flush=True)

@@ -11,7 +11,7 @@ benchmarks. ``check`` lists, each with the command that re-measures it:
   of a trained model that no area trains any more (a run replaces only the records it makes);
 - the grid of notebook 05 (``benchmarks.grid.configs()``): every cell and size at every point of
   LR_GRID by DROPOUT_GRID, each made with the chosen configuration at that point, and nothing
-  else; and the point with the lowest validation loss of each cell and size is ``chapter.CHOSEN``;
+  else; and the point with the lowest validation loss of each cell and size is ``experiments.CHOSEN``;
 - the memory measurements and the recall task: every model (and span) with every seed, each
   made with the configuration the chapter holds now.
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-import chapter
+import experiments
 from benchmarks import beyond, context, gated, grid, memory, recall, rnn
 from benchmarks.common import SEEDS
 from benchmarks.run import BY_DATASET
@@ -51,10 +51,10 @@ def rerun(area: str, dataset: str | None = None) -> str:
     return command + f" --dataset {dataset}" if area in BY_DATASET and dataset else command
 
 
-def differences(record: dict, expected: chapter.Config, area: str = "") -> dict:
+def differences(record: dict, expected: experiments.Config, area: str = "") -> dict:
     """field -> (recorded, expected) for each field of Config in which the configuration of ``record``
     differs from ``expected``: its "config" if it has one, else the fields of CARRIED[area]."""
-    defaults = {f.name: f.default for f in dataclasses.fields(chapter.Config)}
+    defaults = {f.name: f.default for f in dataclasses.fields(experiments.Config)}
     wanted = dataclasses.asdict(expected)
     if isinstance(record.get("config"), dict):
         recorded = {name: record["config"].get(name, default) for name, default in defaults.items()}
@@ -145,7 +145,7 @@ def _best_point(rows: list[dict], chosen: tuple, name: str) -> list[str]:
     if best == chosen:
         return []
     return [f"grid: {name}: the recorded grid's best point is lr {_num(best[0])}, dropout {_num(best[1])} "
-            f"(validation NLL {points[best]:.4f}), but chapter.CHOSEN holds lr {_num(chosen[0])}, dropout "
+            f"(validation NLL {points[best]:.4f}), but experiments.CHOSEN holds lr {_num(chosen[0])}, dropout "
             f"{_num(chosen[1])} ({points.get(chosen, float('nan')):.4f}); set CHOSEN in notebooks/05-gated-rnns.md "
             "(for the RNN, also RNN_CONFIGS in notebooks/03-rnn.md) to the grid's choice and `make export`: "
             "this check then names the records to re-measure"]
@@ -153,13 +153,13 @@ def _best_point(rows: list[dict], chosen: tuple, name: str) -> list[str]:
 
 def check_grid(records: dict) -> list[str]:
     """The grid's records; and for each cell and size whose grid is complete and made with its present
-    configuration, that the point with the lowest validation loss is the one chapter.CHOSEN holds."""
+    configuration, that the point with the lowest validation loss is the one experiments.CHOSEN holds."""
     rows = [r for r in records.get("lr_grid", []) if isinstance(r, dict)]
     key = lambda r: (r.get("dataset"), r.get("cell"), r.get("hidden_size"), r.get("lr"), r.get("dropout"))
     group = lambda k: (f"{k[0]} {str(k[1]).upper()} {k[2]} units", k[0])
     describe = lambda k: f"lr {_num(k[3])} dropout {_num(k[4])}"
     expected = grid.configs()
-    models = {k[:3]: chapter.CHOSEN.get(k[:3], (c.lr, c.dropout)) for k, c in expected.items()}
+    models = {k[:3]: experiments.CHOSEN.get(k[:3], (c.lr, c.dropout)) for k, c in expected.items()}
     problems = compare("grid", [r for r in rows if key(r)[:3] not in models], key, {}, group, describe)
     for model, chosen in models.items():
         mine = [r for r in rows if key(r)[:3] == model]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import chapter
+import experiments
 from benchmarks.common import train_seeds
 
 LABELS = {"mlp": "MLP", "cnn": "causal CNN"}
@@ -13,7 +14,7 @@ LABELS = {"mlp": "MLP", "cnn": "causal CNN"}
 def configs(datasets=chapter.DATASETS) -> dict:
     """(dataset, label) -> Config of every model this area trains (the uniform and n-gram rows are not
     trained): what its records must have been made with."""
-    return {(dataset, LABELS[model]): config for (dataset, model), config in chapter.WINDOW_CONFIGS.items()
+    return {(dataset, LABELS[model]): config for (dataset, model), config in experiments.WINDOW_CONFIGS.items()
             if dataset in datasets}
 
 

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import chapter
+import experiments
 from benchmarks.common import train_seeds
 
 
 def configs(datasets=chapter.DATASETS) -> dict:
     """(dataset, label) -> Config of every model this area trains (what its records must have been made with)."""
-    return {(dataset, label): config for (dataset, label), config in chapter.GATED_CONFIGS.items()
+    return {(dataset, label): config for (dataset, label), config in experiments.GATED_CONFIGS.items()
             if label != "RNN" and dataset in datasets}
 
 

@@ -1,6 +1,6 @@
 """The grid of notebook 05: every cell, at 256 units and (the gated ones) at the size with the RNN's
 parameter count, with every learning rate of LR_GRID and every dropout rate of DROPOUT_GRID (both
-per dataset), seed 0; the grid point with the lowest validation loss is the one chapter.CHOSEN must
+per dataset), seed 0; the grid point with the lowest validation loss is the one experiments.CHOSEN must
 hold (a warning says when it does not; ``python -m benchmarks.run --check`` checks it on the records)."""
 
 from __future__ import annotations
@@ -8,32 +8,33 @@ from __future__ import annotations
 import dataclasses
 
 import chapter
+import experiments
 
 
-def points(chosen: chapter.Config, quick: bool = False) -> dict:
+def points(chosen: experiments.Config, quick: bool = False) -> dict:
     """(lr, dropout) -> Config of every point of the grid of one cell and size: its chosen configuration
     with each learning rate (only the first with ``quick``) and each dropout rate of its dataset."""
-    rates = chapter.LR_GRID[chosen.dataset]
+    rates = experiments.LR_GRID[chosen.dataset]
     return {(lr, dropout): dataclasses.replace(chosen, lr=lr, dropout=dropout)
-            for lr in (rates[:1] if quick else rates) for dropout in chapter.DROPOUT_GRID[chosen.dataset]}
+            for lr in (rates[:1] if quick else rates) for dropout in experiments.DROPOUT_GRID[chosen.dataset]}
 
 
 def configs(datasets=chapter.DATASETS) -> dict:
     """(dataset, cell, hidden size, lr, dropout) -> Config of every point of the full grid: what its
     records must have been made with."""
     return {(dataset, chosen.cell, chosen.hidden_size, lr, dropout): config
-            for (dataset, _), chosen in chapter.GATED_CONFIGS.items() if dataset in datasets
+            for (dataset, _), chosen in experiments.GATED_CONFIGS.items() if dataset in datasets
             for (lr, dropout), config in points(chosen).items()}
 
 
 def run(quick: bool, datasets=chapter.DATASETS) -> list[dict]:
     records = []
-    for (dataset, _), chosen in chapter.GATED_CONFIGS.items():  # every cell and size the notebook trains
+    for (dataset, _), chosen in experiments.GATED_CONFIGS.items():  # every cell and size the notebook trains
         if dataset not in datasets:
             continue
         cell, size = chosen.cell, chosen.hidden_size
         for (lr, dropout), config in points(chosen, quick).items():
-            run_ = chapter.train(config, progress=False)
+            run_ = experiments.train(config, progress=False)
             records.append({"dataset": dataset, "cell": cell, "hidden_size": size, "lr": lr, "dropout": dropout,
                             "valid_nll": run_.nll["valid"], "test_nll": run_.nll["test"],
                             "epochs": len(run_.history.train_loss),
@@ -48,5 +49,5 @@ def run(quick: bool, datasets=chapter.DATASETS) -> list[dict]:
         best = min(mine, key=lambda r: r["valid_nll"])
         if (best["lr"], best["dropout"]) != (chosen.lr, chosen.dropout) and not quick:
             print(f"  WARNING: {dataset} {cell} {size}: the grid picks lr {best['lr']:g}, dropout "
-                  f"{best['dropout']:g}, but chapter.CHOSEN says {(chosen.lr, chosen.dropout)}")
+                  f"{best['dropout']:g}, but experiments.CHOSEN says {(chosen.lr, chosen.dropout)}")
     return records

@@ -9,13 +9,14 @@ from __future__ import annotations
 import dataclasses
 
 import chapter
+import experiments
 from benchmarks.common import seeds
 
 BLOCK = 512  # characters per block read from a zero state
 LONG_STEPS = 128  # the truncation length set against the chapter's num_steps = 32
 
 
-def long_truncation(config: chapter.Config) -> chapter.Config:
+def long_truncation(config: experiments.Config) -> experiments.Config:
     """``config`` with pieces of LONG_STEPS characters and as many fewer rows a batch, so that an update
     sees as many characters and an epoch has as many updates: only the truncation length changes."""
     rows = config.batch_size * config.num_steps // LONG_STEPS
@@ -27,7 +28,7 @@ def long_truncation(config: chapter.Config) -> chapter.Config:
 
 def configs() -> dict:
     """label -> Config: the three cells at 256 units, and the LSTM with the longer truncation."""
-    found = {label: config for (dataset, label), config in chapter.GATED_CONFIGS.items()
+    found = {label: config for (dataset, label), config in experiments.GATED_CONFIGS.items()
              if dataset == "time-machine" and "units" not in label}  # RNN, GRU, LSTM with 256 units
     found[f"LSTM, {LONG_STEPS} steps"] = long_truncation(found["LSTM"])
     return found
@@ -40,7 +41,7 @@ def run(quick: bool, datasets=chapter.DATASETS) -> list[dict]:
     records = []
     for label, config in configs().items():
         for seed in seeds(quick):
-            run = chapter.train(dataclasses.replace(config, seed=seed), progress=False)
+            run = experiments.train(dataclasses.replace(config, seed=seed), progress=False)
             reset, stream = chapter.loss_by_offset(run.model, test_ids, block=BLOCK)
             excess = reset - stream
             records.append({"dataset": "time-machine", "model": label, "seed": seed, "num_steps": config.num_steps,

@@ -9,6 +9,7 @@ import dataclasses
 import torch
 
 import chapter
+import experiments
 from benchmarks.common import seeds
 
 SGD_RATES = (0.1, 0.3, 1.0)
@@ -16,7 +17,7 @@ SGD_SPANS = (5, 40)
 
 
 def _record(config, name: str) -> dict:
-    run = chapter.train(config, progress=False)
+    run = experiments.train(config, progress=False)
     accuracy = chapter.recall_accuracy(run.model, config.span, seed=config.seed + 2)  # the task's test batch
     print(f"  {name:20s} {config.optimizer:5s} lr {config.lr:<5g} k={config.span:3d} seed {config.seed}: "
           f"accuracy {accuracy:.2f} after {run.history.steps} updates", flush=True)
@@ -25,17 +26,18 @@ def _record(config, name: str) -> dict:
             "config": dataclasses.asdict(run.config)}
 
 
-def plan(quick: bool) -> list[tuple[str, chapter.Config]]:
+def plan(quick: bool) -> list[tuple[str, experiments.Config]]:
     """(name, Config) of every run, in order: each cell at each span with every seed (AdamW, as in
     notebook 05), then the GRU with SGD at each of SGD_RATES and SGD_SPANS."""
     runs = []
-    for name, cell in chapter.RECALL_CELLS.items():
-        for k in (2, 4) if quick else chapter.RECALL_SPANS:
-            runs += [(name, dataclasses.replace(chapter.RECALL_CONFIG, cell=cell, span=k, seed=seed))
+    for name, cell in experiments.RECALL_CELLS.items():
+        for k in (2, 4) if quick else experiments.RECALL_SPANS:
+            runs += [(name, dataclasses.replace(experiments.RECALL_CONFIG, cell=cell, span=k, seed=seed))
                      for seed in seeds(quick)]
     for lr in SGD_RATES[:1] if quick else SGD_RATES:
         for k in (2,) if quick else SGD_SPANS:
-            runs.append(("GRU", dataclasses.replace(chapter.RECALL_CONFIG, cell="gru", span=k, optimizer="sgd", lr=lr)))
+            runs.append(("GRU", dataclasses.replace(experiments.RECALL_CONFIG, cell="gru", span=k, optimizer="sgd",
+                                                    lr=lr)))
     return runs
 
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 import dataclasses
 
 import chapter
+import experiments
 from benchmarks.common import train_seeds
 
 
 def configs(datasets=chapter.DATASETS) -> dict:
     """(dataset, label) -> Config of every model this area trains (what its records must have been made with)."""
-    found = {(dataset, "RNN"): config for dataset, config in chapter.RNN_CONFIGS.items() if dataset in datasets}
+    found = {(dataset, "RNN"): config for dataset, config in experiments.RNN_CONFIGS.items() if dataset in datasets}
     if "time-machine" in datasets:
-        found["time-machine", "RNN (random windows)"] = dataclasses.replace(chapter.RNN_CONFIGS["time-machine"],
+        found["time-machine", "RNN (random windows)"] = dataclasses.replace(experiments.RNN_CONFIGS["time-machine"],
                                                                             stateful=False)
     return found
 

@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+from chapterdata import write_atomically
 from chapterkit import git_commit
 
 HERE = Path(__file__).resolve().parent
@@ -125,7 +126,7 @@ def main(argv=None) -> int:
             results["quality"] = merge(results.get("quality", []), new, quality_key)
         text = json.dumps(results, indent=1, sort_keys=True) + "\n"
         # after each area, so that nothing is lost; whole or not at all (the data layer's atomic write)
-        chapter._write_atomically(out, lambda tmp, text=text: tmp.write_text(text))
+        write_atomically(out, lambda tmp, text=text: tmp.write_text(text))
     from benchmarks.report import write_report
 
     write_report(results, HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md"))

@@ -13,14 +13,17 @@ Three things make a saved cell behave in the notebook as it will in the module:
 * a cell whose code ``chapter.py`` does not hold (the reader changed it, say ``fit`` for an
   exercise) is announced, and the kernel's changes are summed up in the environment variable
   ``CHAPTER_CODE_EDITS`` (a digest; absent when the kernel runs chapter.py's code). The run cache
-  puts it in its key, so a model trained by changed code is never served to unchanged code, nor
-  the other way round.
+  (``experiments``) puts it in its key, so a model trained by changed code is never served to
+  unchanged code, nor the other way round. The classes and functions of an unchanged cell are
+  marked ``__held_by_chapter__``: the run cache keeps runs of a notebook's own classes only when
+  they are chapter.py's code.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import inspect
 import os
 
 from IPython.core.magic import Magics, cell_magic, magics_class
@@ -131,3 +134,8 @@ class SaveMagics(Magics):
         # (cache() registers the source so that tracebacks show the cell's lines.)
         filename = self.shell.compile.cache(cell, self.shell.execution_count)
         self.shell.ex(compile(cell, filename, "exec"))
+        if not self.edits.get(_defined_names(cell)):  # chapter.py's code: say so on what the cell defined
+            for name in _defined_names(cell):
+                obj = self.shell.user_ns.get(name)
+                if isinstance(obj, type) or inspect.isfunction(obj):
+                    obj.__held_by_chapter__ = True

@@ -25,13 +25,14 @@ def _data_source():
 
 
 def untrained_nll(config) -> dict:
-    """split -> the NLL of the model that ``chapter.train(config)`` starts from (same seed, task and
+    """split -> the NLL of the model that ``experiments.train(config)`` starts from (same seed, task and
     construction), scored as ``train`` scores it: what a run has to beat to have learned anything."""
     import chapter
+    import experiments
 
     chapter.set_seed(config.seed)
-    task = chapter.TASKS[config.dataset](config)
-    model = chapter.MODELS[config.model](config, task)
+    task = experiments.TASKS[config.dataset](config)
+    model = experiments.MODELS[config.model](config, task)
     return {split: chapter.evaluate(model, data, stateful) for split, (data, stateful) in task.held_out.items()}
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import chapter
+import experiments
 from chapter import RNNClassifier, SuffixClassifier, WindowTagger
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread (conftest.py)
@@ -191,20 +192,20 @@ def test_predictions_flatten_and_drop_ignored_targets():
 
 
 def test_name_classifier_trains_through_the_driver():
-    config = dataclasses.replace(chapter.NAME_CLASSIFIER, hidden_size=8, embedding_dim=8, limit=400, epochs=1)
-    run = chapter.train(config, progress=False, cache=False)
+    config = dataclasses.replace(experiments.NAME_CLASSIFIER, hidden_size=8, embedding_dim=8, limit=400, epochs=1)
+    run = experiments.train(config, progress=False, cache=False)
     untrained = untrained_nll(config)
     assert set(run.nll) == {"train", "valid", "test"}
     assert all(0 < run.nll[split] < untrained[split] for split in run.nll), (run.nll, untrained)
     assert isinstance(run.model, RNNClassifier) and run.model.readout == "last"
-    task = chapter.TASKS["first-names"](config)
+    task = experiments.TASKS["first-names"](config)
     predicted, truth = chapter.predictions(run.model, task.held_out["test"][0])
     assert len(predicted) == len(truth) == 100 and set(truth.tolist()) <= {0, 1}
 
 
 def test_name_classifier_configs():
-    assert chapter.NAME_CLASSIFIERS["left to right", "last"] == chapter.NAME_CLASSIFIER
-    for (direction, readout), config in chapter.NAME_CLASSIFIERS.items():
+    assert experiments.NAME_CLASSIFIERS["left to right", "last"] == experiments.NAME_CLASSIFIER
+    for (direction, readout), config in experiments.NAME_CLASSIFIERS.items():
         assert config.readout == readout and config.bidirectional == (direction == "both ways")
         assert (config.dataset, config.model) == ("first-names", "classifier")
 
@@ -255,9 +256,9 @@ def test_window_tagger_reads_pad_beyond_the_ends():
 
 
 def test_tagger_configs_build_their_models():
-    task = chapter.Task(chapter.Vocab(["abc"], reserved=[chapter.BOUNDARY]), lambda: [], [], {}, num_classes=2)
-    for name, config in chapter.SPACE_TAGGERS.items():
-        model = chapter.MODELS["tagger"](config, task)
+    task = experiments.Task(chapter.Vocab(["abc"], reserved=[chapter.BOUNDARY]), lambda: [], [], {}, num_classes=2)
+    for name, config in experiments.SPACE_TAGGERS.items():
+        model = experiments.MODELS["tagger"](config, task)
         if config.cell == "window":
             assert isinstance(model, WindowTagger) and model.k == config.block_size
         else:
@@ -268,14 +269,14 @@ def test_tagger_configs_build_their_models():
 
 @pytest.mark.parametrize("cell", ["window", "gru"])
 def test_space_tagger_trains_through_the_driver(cell):
-    config = dataclasses.replace(chapter.SPACE_TAGGER, cell=cell, block_size=2, hidden_size=8, embedding_dim=8,
+    config = dataclasses.replace(experiments.SPACE_TAGGER, cell=cell, block_size=2, hidden_size=8, embedding_dim=8,
                                  num_steps=16, limit=2000, epochs=1)
-    run = chapter.train(config, progress=False, cache=False)
+    run = experiments.train(config, progress=False, cache=False)
     untrained = untrained_nll(config)
     assert set(run.nll) == {"train", "valid", "test"}
     assert all(0 < run.nll[split] < min(untrained[split], math.log(2)) for split in run.nll), (run.nll, untrained)
     assert " " not in run.vocab and chapter.BOUNDARY in run.vocab
-    task = chapter.TASKS["spaces"](config)
+    task = experiments.TASKS["spaces"](config)
     (X, Y), *_ = task.held_out["valid"][0]
     assert X.shape[0] == Y.shape[0] == 16 and set(Y.unique().tolist()) <= {0, 1}
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import chapter
+import experiments
 from benchmarks import beyond, consistency, context, gated, grid, memory, recall, rnn
 from benchmarks.common import SEEDS
 from benchmarks.consistency import check
@@ -31,7 +32,7 @@ def planted() -> dict:
                for (dataset, label), config in module.configs().items() for seed in SEEDS for split in splits]
     quality += [{"dataset": "surnames", "model": "uniform", "split": "test", "seed": 0, "nll": 3.3}]  # untrained
     lr_grid = [{"dataset": d, "cell": cell, "hidden_size": size, "lr": lr, "dropout": p, "seed": 0,
-                "valid_nll": 1.0 if chapter.CHOSEN[d, cell, size] == (lr, p) else 1.5 + lr + p,
+                "valid_nll": 1.0 if experiments.CHOSEN[d, cell, size] == (lr, p) else 1.5 + lr + p,
                 "patience": c.patience, "min_delta": c.min_delta, "max_epochs": c.epochs, "decays": c.decays,
                 "config": dataclasses.asdict(c)} for (d, cell, size, lr, p), c in grid.configs().items()]
     memory_ = [{"dataset": "time-machine", "model": label, "seed": seed, "num_steps": c.num_steps,
@@ -56,7 +57,7 @@ def test_a_record_made_with_another_configuration_is_a_problem_that_names_its_ar
     records = planted()
     for r in _find(records, "quality", dataset="time-machine", model="GRU"):
         r["config"]["lr"] *= 2
-    lr = chapter.GATED_CONFIGS["time-machine", "GRU"].lr
+    lr = experiments.GATED_CONFIGS["time-machine", "GRU"].lr
     assert check(records) == [f"gated: time-machine GRU: recorded with lr={2 * lr!r} (the chapter: {lr!r}); "
                               "re-measure: python -m benchmarks.run --only gated --dataset time-machine"]
 
@@ -66,7 +67,7 @@ def test_a_record_made_with_another_configuration_is_a_problem_that_names_its_ar
     ("quality", {"dataset": "surnames", "model": "MLP"}, "hidden_size", "context"),
     ("quality", {"dataset": "spaces", "model": "both ways"}, "hidden_size", "beyond"),
     ("memory", {"model": "LSTM, 128 steps", "seed": 2}, "num_steps", "memory"),
-    ("recall", {"model": "LSTM", "span": chapter.RECALL_SPANS[0]}, "hidden_size", "recall"),
+    ("recall", {"model": "LSTM", "span": experiments.RECALL_SPANS[0]}, "hidden_size", "recall"),
     ("lr_grid", {"dataset": "surnames", "cell": "lstm", "hidden_size": 124}, "batch_size", "grid"),
 ], ids=lambda v: v if isinstance(v, str) and v.isalpha() else None)
 def test_every_area_holds_its_records_to_the_chapters_configuration(kind, match, field, area):
@@ -101,13 +102,13 @@ def test_records_of_a_model_no_area_trains_are_to_be_deleted():
 
 def test_chosen_that_is_not_the_best_point_of_the_recorded_grid_is_a_problem():
     records = planted()
-    lr, p = chapter.LR_GRID["surnames"][-1], chapter.DROPOUT_GRID["surnames"][-1]
-    assert chapter.CHOSEN["surnames", "gru", 145] != (lr, p)
+    lr, p = experiments.LR_GRID["surnames"][-1], experiments.DROPOUT_GRID["surnames"][-1]
+    assert experiments.CHOSEN["surnames", "gru", 145] != (lr, p)
     _find(records, "lr_grid", dataset="surnames", cell="gru", hidden_size=145, lr=lr, dropout=p)[0]["valid_nll"] = 0.5
     problems = check(records)
     assert len(problems) == 1 and problems[0].startswith(
         f"grid: surnames GRU 145 units: the recorded grid's best point is lr {lr:g}, dropout {p:g} "
-        "(validation NLL 0.5000), but chapter.CHOSEN holds"), problems
+        "(validation NLL 0.5000), but experiments.CHOSEN holds"), problems
     assert "set CHOSEN in notebooks/05-gated-rnns.md" in problems[0]
 
 
@@ -154,7 +155,7 @@ def test_older_records_without_a_configuration_are_held_to_the_fields_they_carry
 def test_the_grids_oldest_records_were_made_with_patience_1_and_min_delta_0_01():
     oldest = {"dataset": "surnames", "cell": "gru", "hidden_size": 8, "lr": 0.01, "dropout": 0.2, "seed": 0,
               "epochs": 7, "valid_nll": 2.0}  # "epochs" is what the run took, not Config.epochs
-    config = chapter.Config("surnames", "rnn", cell="gru", hidden_size=8, lr=0.01, dropout=0.2, epochs=12)
+    config = experiments.Config("surnames", "rnn", cell="gru", hidden_size=8, lr=0.01, dropout=0.2, epochs=12)
     assert consistency.differences(oldest, dataclasses.replace(config, patience=1, min_delta=0.01), "grid") == {}
     assert consistency.differences(oldest, dataclasses.replace(config, patience=2, min_delta=0.01), "grid") == {
         "patience": (1, 2)}
@@ -163,7 +164,7 @@ def test_the_grids_oldest_records_were_made_with_patience_1_and_min_delta_0_01()
 
 
 def test_a_field_added_to_config_after_a_record_counts_at_its_default():
-    config = chapter.Config("surnames", "rnn", parts=3)
+    config = experiments.Config("surnames", "rnn", parts=3)
     recorded = dataclasses.asdict(config)
     del recorded["parts"], recorded["span"]  # fields the record predates
     assert consistency.differences({"config": recorded}, config) == {"parts": (1, 3)}
@@ -181,14 +182,14 @@ def test_consistency_of_nothing_recorded_names_every_area():
 
 
 def _fake_run(config, **_):
-    nll = 1.0 if chapter.CHOSEN.get((config.dataset, config.cell, config.hidden_size)) == (config.lr, config.dropout) \
-        else 2.0
+    chosen = experiments.CHOSEN.get((config.dataset, config.cell, config.hidden_size))
+    nll = 1.0 if chosen == (config.lr, config.dropout) else 2.0
     return types.SimpleNamespace(config=config, model=torch.nn.Linear(1, 1), nll=dict.fromkeys(LM_SPLITS, nll),
                                  history=types.SimpleNamespace(train_loss=[nll], seconds=0.0, steps=3))
 
 
 def test_the_records_a_full_run_makes_pass_the_check(monkeypatch):
-    monkeypatch.setattr(chapter, "train", _fake_run)
+    monkeypatch.setattr(experiments, "train", _fake_run)
     monkeypatch.setattr(chapter, "recall_accuracy", lambda model, k, seed=2: 1.0)
     records = _as_stored({"quality": rnn.run(quick=False) + gated.run(quick=False), "lr_grid": grid.run(quick=False),
                           "recall": recall.run(quick=False)})
@@ -223,6 +224,7 @@ def test_bench_check_exits_1_and_prints_each_problem(tmp_path, monkeypatch, caps
 def test_a_full_run_ends_with_the_check_as_a_warning(tmp_path, monkeypatch, capsys):
     from benchmarks import run as bench
 
+    monkeypatch.setenv("CHAPTER_QUICK", "0")  # main sets it for the run; put it back afterwards
     monkeypatch.setattr(bench, "HERE", tmp_path)
     (tmp_path / "recall.py").write_text("")
     monkeypatch.setattr("benchmarks.report.write_report", lambda results, path: path.write_text("report\n"))

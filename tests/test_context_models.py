@@ -17,7 +17,9 @@ from torch import nn
 from torch.nn import functional as F
 
 import chapter
-from chapter import Config, sample
+import experiments
+from chapter import sample
+from experiments import Config
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread (conftest.py)
 
@@ -264,7 +266,7 @@ def test_config_accepts_no_patience_and_names_its_model():
 def test_config_quick_shrinks_the_budget_only():
     config = Config("time-machine", "mlp", hidden_size=64, epochs=30, decays=2, lr=5e-3)
     quick = config.quick()
-    assert (quick.epochs, quick.decays, quick.limit) == (1, 0, chapter.QUICK_LIMIT)
+    assert (quick.epochs, quick.decays, quick.limit) == (1, 0, experiments.QUICK_LIMIT)
     assert dataclasses.replace(quick, epochs=30, decays=2, limit=None) == config  # nothing else changes
     assert config.epochs == 30 and config.limit is None  # the original is untouched
     assert quick.quick() == quick
@@ -275,8 +277,8 @@ def test_config_quick_keeps_one_batch_of_the_books_pieces():
     that moves by up to num_steps) for one batch: notebook 05's LSTM over 128 steps in quick mode."""
     for num_steps in (8, 128):
         config = Config("time-machine", "rnn", hidden_size=64, batch_size=32, num_steps=num_steps, lr=5e-3)
-        assert config.quick().limit == max(chapter.QUICK_LIMIT, 33 * num_steps + 1)
-    assert Config("surnames", "rnn", hidden_size=64, lr=5e-3).quick().limit == chapter.QUICK_LIMIT
+        assert config.quick().limit == max(experiments.QUICK_LIMIT, 33 * num_steps + 1)
+    assert Config("surnames", "rnn", hidden_size=64, lr=5e-3).quick().limit == experiments.QUICK_LIMIT
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,16 +287,16 @@ def test_config_quick_keeps_one_batch_of_the_books_pieces():
 
 
 def _stub_task(num_tokens):
-    return chapter.Task(None, lambda: [], [], {}, num_tokens=num_tokens)
+    return experiments.Task(None, lambda: [], [], {}, num_tokens=num_tokens)
 
 
-@pytest.mark.parametrize("key", list(chapter.WINDOW_CONFIGS), ids="-".join)
+@pytest.mark.parametrize("key", list(experiments.WINDOW_CONFIGS), ids="-".join)
 def test_window_configs_build_their_models(key):
-    config = chapter.WINDOW_CONFIGS[key]
+    config = experiments.WINDOW_CONFIGS[key]
     assert (config.dataset, config.model) == key
-    assert config.dataset in chapter.TASKS and config.model in chapter.WINDOW_MODELS
+    assert config.dataset in experiments.TASKS and config.model in experiments.WINDOW_MODELS
     torch.manual_seed(0)
-    model = chapter.MODELS[config.model](config, _stub_task(30))
+    model = experiments.MODELS[config.model](config, _stub_task(30))
     kind = {"mlp": chapter.MLPContext, "cnn": chapter.CausalCNN}[config.model]
     assert isinstance(model, kind)
     assert model.block_size == config.block_size
@@ -306,7 +308,7 @@ def test_window_configs_build_their_models(key):
 
 def test_cnn_config_needs_a_power_of_two():
     with pytest.raises(ValueError, match=r"2\*\*levels"):
-        chapter.MODELS["cnn"](Config("surnames", "cnn", block_size=6), _stub_task(10))
+        experiments.MODELS["cnn"](Config("surnames", "cnn", block_size=6), _stub_task(10))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import chapter
+import chapterdata
 
 
 @pytest.fixture
@@ -21,15 +22,15 @@ def cache(tmp_path, monkeypatch):
 
 def test_mirror_fills_the_cache(cache, mirror, monkeypatch):
     monkeypatch.setenv("CHAPTER_DATA_MIRROR", str(mirror))
-    monkeypatch.setattr(chapter.urllib.request, "urlopen", lambda *a, **k: pytest.fail("network used"))
-    paths = chapter.fetch_all()
-    assert sorted(p.relative_to(cache).as_posix() for p in paths) == sorted(chapter.DATA_FILES)
+    monkeypatch.setattr(chapterdata.urllib.request, "urlopen", lambda *a, **k: pytest.fail("network used"))
+    paths = chapterdata.fetch_all()
+    assert sorted(p.relative_to(cache).as_posix() for p in paths) == sorted(chapterdata.DATA_FILES)
     for p in paths:
         assert p.read_bytes() == (mirror / p.relative_to(cache)).read_bytes()
     assert not list(cache.rglob("*.part"))
     # a second call reads the cache, not the mirror
     monkeypatch.setenv("CHAPTER_DATA_MIRROR", str(cache.parent / "nowhere"))
-    assert chapter.fetch("time-machine/pg35.txt") == cache / "time-machine" / "pg35.txt"
+    assert chapterdata.fetch("time-machine/pg35.txt") == cache / "time-machine" / "pg35.txt"
 
 
 def test_offline_without_mirror_says_what_to_do(cache, monkeypatch):
@@ -38,8 +39,8 @@ def test_offline_without_mirror_says_what_to_do(cache, monkeypatch):
     def offline(*a, **k):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(chapter.urllib.request, "urlopen", offline)
-    with pytest.raises(chapter.DataUnavailableError) as err:
+    monkeypatch.setattr(chapterdata.urllib.request, "urlopen", offline)
+    with pytest.raises(chapterdata.DataUnavailableError) as err:
         chapter.load_surnames()
     message = str(err.value)
     assert "CHAPTER_DATA_MIRROR" in message and "internet" in message and "surnames_freq_ge_100.csv" in message
@@ -61,9 +62,9 @@ def test_download_path_verifies_and_writes(cache, mirror, monkeypatch):
             return payload
 
     seen = []
-    monkeypatch.setattr(chapter.urllib.request, "urlopen", lambda url, timeout: seen.append(url) or Response())
-    path = chapter.fetch("spanish-names/male_names.csv")
-    assert seen == [chapter.DATA_FILES["spanish-names/male_names.csv"].url]
+    monkeypatch.setattr(chapterdata.urllib.request, "urlopen", lambda url, timeout: seen.append(url) or Response())
+    path = chapterdata.fetch("spanish-names/male_names.csv")
+    assert seen == [chapterdata.DATA_FILES["spanish-names/male_names.csv"].url]
     assert path.read_bytes() == payload
 
 
@@ -74,17 +75,17 @@ def test_corrupted_file_raises_and_leaves_nothing(cache, mirror, tmp_path, monke
     target.chmod(0o644)
     target.write_bytes(target.read_bytes().replace(b"MARIA", b"MARTA", 1))
     monkeypatch.setenv("CHAPTER_DATA_MIRROR", str(bad))
-    with pytest.raises(chapter.ChecksumError, match="does not match"):
-        chapter.fetch("spanish-names/female_names.csv")
+    with pytest.raises(chapterdata.ChecksumError, match="does not match"):
+        chapterdata.fetch("spanish-names/female_names.csv")
     assert not (cache / "spanish-names" / "female_names.csv").exists()
     assert not list(cache.rglob("*.part")) if cache.exists() else True
 
 
 def test_damaged_cache_entry_is_replaced(cache, mirror, monkeypatch):
     monkeypatch.setenv("CHAPTER_DATA_MIRROR", str(mirror))
-    path = chapter.fetch("spanish-names/male_names.csv")
+    path = chapterdata.fetch("spanish-names/male_names.csv")
     path.write_bytes(b"truncated")
-    assert chapter.fetch("spanish-names/male_names.csv").read_bytes() == (
+    assert chapterdata.fetch("spanish-names/male_names.csv").read_bytes() == (
         mirror / "spanish-names" / "male_names.csv").read_bytes()
 
 
@@ -95,7 +96,7 @@ def _offline(monkeypatch):
     def urlopen(*a, **k):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(chapter.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(chapterdata.urllib.request, "urlopen", urlopen)
 
 
 def _read_only(monkeypatch, *methods):
@@ -114,8 +115,8 @@ def test_read_only_cache_says_it_is_not_writable(cache, mirror, monkeypatch):
     monkeypatch.setenv("CHAPTER_DATA_MIRROR", str(mirror))
     cache.mkdir()
     _read_only(monkeypatch, (Path, "mkdir"), (Path, "write_bytes"), (chapter.os, "replace"))
-    with pytest.raises(chapter.DataCacheError) as err:
-        chapter.fetch("spanish-names/male_names.csv")
+    with pytest.raises(chapterdata.DataCacheError) as err:
+        chapterdata.fetch("spanish-names/male_names.csv")
     message = str(err.value)
     assert "not writable" in message and str(cache) in message and "CHAPTER_DATA_DIR" in message
     assert isinstance(err.value, OSError)  # code that catches OSError still catches it
@@ -129,8 +130,8 @@ def test_read_only_cache_with_real_permissions(cache, mirror, monkeypatch):
     cache.mkdir()
     cache.chmod(0o555)
     try:
-        with pytest.raises(chapter.DataCacheError, match="not writable.*CHAPTER_DATA_DIR"):
-            chapter.fetch("spanish-names/male_names.csv")
+        with pytest.raises(chapterdata.DataCacheError, match="not writable.*CHAPTER_DATA_DIR"):
+            chapterdata.fetch("spanish-names/male_names.csv")
     finally:
         cache.chmod(0o755)
 
@@ -141,19 +142,19 @@ def test_write_failure_leaves_no_partial_file(cache, mirror, monkeypatch):
     def replace_fails(src, dst):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
 
-    monkeypatch.setattr(chapter.os, "replace", replace_fails)
-    with pytest.raises(chapter.DataCacheError, match="CHAPTER_DATA_DIR"):
-        chapter.fetch("spanish-names/male_names.csv")
+    monkeypatch.setattr(chapterdata.os, "replace", replace_fails)
+    with pytest.raises(chapterdata.DataCacheError, match="CHAPTER_DATA_DIR"):
+        chapterdata.fetch("spanish-names/male_names.csv")
     assert not any(p.is_file() for p in cache.rglob("*"))
 
 
 def test_damaged_cache_offline_says_it_was_removed(cache, mirror, monkeypatch):
     monkeypatch.setenv("CHAPTER_DATA_MIRROR", str(mirror))
-    path = chapter.fetch("spanish-names/male_names.csv")
+    path = chapterdata.fetch("spanish-names/male_names.csv")
     path.write_bytes(b"truncated")
     _offline(monkeypatch)
-    with pytest.raises(chapter.DataUnavailableError) as err:
-        chapter.fetch("spanish-names/male_names.csv")
+    with pytest.raises(chapterdata.DataUnavailableError) as err:
+        chapterdata.fetch("spanish-names/male_names.csv")
     message = str(err.value)
     assert "damaged" in message and "removed" in message and str(path) in message
     assert "internet" in message and "CHAPTER_DATA_MIRROR" in message  # how to get the file
@@ -162,11 +163,11 @@ def test_damaged_cache_offline_says_it_was_removed(cache, mirror, monkeypatch):
 
 def test_damaged_cache_in_read_only_directory(cache, mirror, monkeypatch):
     monkeypatch.setenv("CHAPTER_DATA_MIRROR", str(mirror))
-    path = chapter.fetch("spanish-names/male_names.csv")
+    path = chapterdata.fetch("spanish-names/male_names.csv")
     path.write_bytes(b"truncated")
     _read_only(monkeypatch, (Path, "unlink"))
-    with pytest.raises(chapter.DataCacheError) as err:
-        chapter.fetch("spanish-names/male_names.csv")
+    with pytest.raises(chapterdata.DataCacheError) as err:
+        chapterdata.fetch("spanish-names/male_names.csv")
     message = str(err.value)
     assert "damaged" in message and str(path) in message
     assert "not writable" in message and "CHAPTER_DATA_DIR" in message
@@ -184,13 +185,13 @@ def test_gutenberg_checksum_ignores_header_changes(cache, mirror, tmp_path, monk
     # ... but a change inside the book is caught
     (edited / "time-machine" / "pg35.txt").write_text(text.replace("Time Traveller", "Time Traveler", 1))
     (cache / "time-machine" / "pg35.txt").unlink()
-    with pytest.raises(chapter.ChecksumError):
-        chapter.fetch("time-machine/pg35.txt")
+    with pytest.raises(chapterdata.ChecksumError):
+        chapterdata.fetch("time-machine/pg35.txt")
 
 
 def test_unknown_file_and_bad_sex():
     with pytest.raises(KeyError, match="unknown data file"):
-        chapter.fetch("nope.csv")
+        chapterdata.fetch("nope.csv")
     with pytest.raises(ValueError, match="sex must be"):
         chapter.load_first_names("other")
 
@@ -209,8 +210,8 @@ def test_name_loaders_counts_and_alphabet():
 def test_time_machine_text_and_preprocessing():
     book = chapter.time_machine_book()
     assert len(book) == 179_692 and "\ufeff" not in book and "Gutenberg" not in book
-    digest = hashlib.sha256(chapter.gutenberg_book_text(
-        chapter.fetch("time-machine/pg35.txt").read_text(encoding="utf-8-sig")).encode()).hexdigest()
+    digest = hashlib.sha256(chapterdata.gutenberg_book_text(
+        chapterdata.fetch("time-machine/pg35.txt").read_text(encoding="utf-8-sig")).encode()).hexdigest()
     # the checksum that ../shared/data/README.md publishes for the text between the markers
     assert digest == "6a14f6514908bb0015086fb61100defd4075b0c24c179f17e42b8b151bc9fc23"
     text = chapter.load_time_machine()

@@ -19,7 +19,9 @@ from conftest import untrained_nll
 from torch import nn
 
 import chapter
-from chapter import Config, History, fit, train
+import experiments
+from chapter import History, fit
+from experiments import Config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread (conftest.py)
 
@@ -34,17 +36,17 @@ def cpu_and_private_cache(tmp_path, monkeypatch):
 
 # Tiny versions of the chapter's own configurations: the same settings, small data and models.
 TINY = {
-    ("surnames", "mlp"): dataclasses.replace(chapter.WINDOW_CONFIGS["surnames", "mlp"], hidden_size=16,
+    ("surnames", "mlp"): dataclasses.replace(experiments.WINDOW_CONFIGS["surnames", "mlp"], hidden_size=16,
                                              embedding_dim=8, limit=300, epochs=2),
-    ("time-machine", "cnn"): dataclasses.replace(chapter.WINDOW_CONFIGS["time-machine", "cnn"], hidden_size=16,
+    ("time-machine", "cnn"): dataclasses.replace(experiments.WINDOW_CONFIGS["time-machine", "cnn"], hidden_size=16,
                                                  embedding_dim=8, limit=1200, epochs=2),
-    ("surnames", "rnn"): dataclasses.replace(chapter.RNN_CONFIGS["surnames"], hidden_size=16, limit=300, epochs=2),
-    ("time-machine", "rnn"): dataclasses.replace(chapter.RNN_CONFIGS["time-machine"], hidden_size=16, limit=1200,
+    ("surnames", "rnn"): dataclasses.replace(experiments.RNN_CONFIGS["surnames"], hidden_size=16, limit=300, epochs=2),
+    ("time-machine", "rnn"): dataclasses.replace(experiments.RNN_CONFIGS["time-machine"], hidden_size=16, limit=1200,
                                                  epochs=2),
-    ("surnames", "gru, buckets"): dataclasses.replace(chapter.RNN_CONFIGS["surnames"], cell="gru", bucket=True,
+    ("surnames", "gru, buckets"): dataclasses.replace(experiments.RNN_CONFIGS["surnames"], cell="gru", bucket=True,
                                                       hidden_size=8, limit=300, epochs=1),
     ("time-machine", "lstm, random pieces"): dataclasses.replace(
-        chapter.RNN_CONFIGS["time-machine"], cell="lstm", stateful=False, hidden_size=8, num_steps=8,
+        experiments.RNN_CONFIGS["time-machine"], cell="lstm", stateful=False, hidden_size=8, num_steps=8,
         batch_size=8, limit=1200, epochs=1),
 }
 
@@ -63,12 +65,12 @@ def _equal_state_dicts(a: nn.Module, b: nn.Module) -> bool:
 def test_train_returns_a_run_scored_on_every_split(key):
     config = TINY[key]
     run = train(config, progress=False, cache=False)
-    assert isinstance(run, chapter.Run) and run.config == config
+    assert isinstance(run, experiments.Run) and run.config == config
     assert isinstance(run.vocab, chapter.Vocab) and isinstance(run.history, History)
-    window = config.model in chapter.WINDOW_MODELS
+    window = config.model in experiments.WINDOW_MODELS
     assert isinstance(run.model, chapter.RNNLanguageModel) != window
     if not window:
-        assert isinstance(run.model.cell, chapter.CELLS[config.cell])
+        assert isinstance(run.model.cell, experiments.CELLS[config.cell])
     assert set(run.nll) == {"train", "valid", "test"}
     untrained = untrained_nll(config)
     for split, nll in run.nll.items():  # a little training lowered the loss on every split
@@ -78,7 +80,7 @@ def test_train_returns_a_run_scored_on_every_split(key):
     assert h.lr[0] == config.lr and h.steps > 0 and h.seconds > 0
     # the model is the best epoch's, and the held-out validation data is what fit validated on
     assert h.best_valid == min(h.valid_loss) and h.valid_loss[h.best_epoch] == h.best_valid
-    if config.model in chapter.WINDOW_MODELS or config.dataset == "surnames" or config.stateful:
+    if config.model in experiments.WINDOW_MODELS or config.dataset == "surnames" or config.stateful:
         assert run.nll["valid"] == pytest.approx(h.best_valid, rel=1e-6)
     # else the book's pieces were validated at random positions from a zero state, not as one stream
 
@@ -94,7 +96,7 @@ def test_train_gives_the_same_run_twice():
 
 def test_quick_mode_trains_the_quick_config(monkeypatch):
     monkeypatch.setenv("CHAPTER_QUICK", "1")
-    config = dataclasses.replace(chapter.RNN_CONFIGS["time-machine"], hidden_size=8, epochs=5, decays=2)
+    config = dataclasses.replace(experiments.RNN_CONFIGS["time-machine"], hidden_size=8, epochs=5, decays=2)
     run = train(config, progress=False, cache=False)
     assert run.config == config.quick()
     assert len(run.history.train_loss) == 1
@@ -106,7 +108,7 @@ def test_unknown_dataset_or_model_names_the_known_ones(dataset, model):
         train(Config(dataset, model), progress=False, cache=False)
     message = str(error.value)
     assert repr(dataset) in message and repr(model) in message
-    assert all(name in message for name in [*chapter.TASKS, *chapter.MODELS])
+    assert all(name in message for name in [*experiments.TASKS, *experiments.MODELS])
 
 
 def test_unknown_cell_names_the_known_ones():
@@ -120,11 +122,11 @@ def test_config_with_a_misspelt_field_is_refused():
 
 
 def test_registries_hold_the_chapters_tasks_and_models():
-    assert set(chapter.DATASETS) <= set(chapter.TASKS)
-    assert {"surnames", "time-machine", "recall", "first-names", "spaces"} <= set(chapter.TASKS)
-    assert {"mlp", "cnn", "rnn", "classifier", "tagger"} <= set(chapter.MODELS)
-    assert set(chapter.WINDOW_MODELS) <= set(chapter.MODELS)
-    assert all(callable(f) for f in [*chapter.TASKS.values(), *chapter.MODELS.values()])
+    assert set(chapter.DATASETS) <= set(experiments.TASKS)
+    assert {"surnames", "time-machine", "recall", "first-names", "spaces"} <= set(experiments.TASKS)
+    assert {"mlp", "cnn", "rnn", "classifier", "tagger"} <= set(experiments.MODELS)
+    assert set(experiments.WINDOW_MODELS) <= set(experiments.MODELS)
+    assert all(callable(f) for f in [*experiments.TASKS.values(), *experiments.MODELS.values()])
 
 
 def _pieces(batches):
@@ -189,7 +191,7 @@ def test_a_stateful_model_refuses_parts():
 
 def test_tasks_cut_to_the_limit():
     config = TINY["surnames", "rnn"]
-    task = chapter.TASKS["surnames"](config)
+    task = experiments.TASKS["surnames"](config)
     names_in = lambda batches: sum(int((Y != chapter.IGNORE_INDEX).any(0).sum()) for _, Y in _pieces(batches))
     assert names_in(task.held_out["train"][0]) == 300
     assert names_in(task.held_out["valid"][0]) == names_in(task.held_out["test"][0]) == 300 // 4
@@ -208,22 +210,55 @@ def _refuse_to_train(*args, **kwargs):
 
 def test_a_second_train_loads_the_cached_run(tmp_path, monkeypatch):
     config = TINY["surnames", "mlp"]
-    assert chapter.runs_dir() == tmp_path / "runs"
+    assert experiments.runs_dir() == tmp_path / "runs"
     first = train(config, progress=False)
     files = list((tmp_path / "runs").iterdir())
     assert len(files) == 1 and files[0].name.startswith("surnames-mlp-") and files[0].suffix == ".pt"
-    monkeypatch.setattr(chapter, "fit", _refuse_to_train)
+    monkeypatch.setattr(experiments, "fit", _refuse_to_train)
     second = train(config, progress=False)  # loaded: fit is never called
     assert second.config == config and second.nll == first.nll and second.history == first.history
     assert second.vocab.itos == first.vocab.itos
     assert second.model is not first.model and _equal_state_dicts(second.model, first.model)
-    valid = chapter.TASKS[config.dataset](config).valid
+    valid = experiments.TASKS[config.dataset](config).valid
     assert chapter.evaluate(second.model, valid) == pytest.approx(first.nll["valid"], rel=1e-6)
     with pytest.raises(RuntimeError, match="fit was called"):
         train(config, progress=False, cache=False)  # cache=False always trains
     with pytest.raises(RuntimeError, match="fit was called"):
         train(dataclasses.replace(config, seed=1), progress=False)  # another config: not in the cache
     assert len(list((tmp_path / "runs").iterdir())) == 1  # and cache=False wrote nothing
+
+
+def test_load_gets_the_run_an_earlier_notebook_trained_or_says_which_notebook_to_run(monkeypatch):
+    config = TINY["surnames", "mlp"]
+    with pytest.raises(experiments.NotTrainedYet, match="run notebook 02-context-models first"):
+        experiments.load(config, "02-context-models")
+    trained = train(config, progress=False)
+    monkeypatch.setattr(experiments, "fit", _refuse_to_train)
+    loaded = experiments.load(config, "02-context-models")  # from the cache: fit is never called
+    assert loaded.nll == trained.nll and _equal_state_dicts(loaded.model, trained.model)
+    with pytest.raises(experiments.NotTrainedYet, match="03-rnn"):
+        experiments.load(dataclasses.replace(config, seed=1), "03-rnn")
+
+
+def test_load_in_quick_mode_trains_what_is_missing(monkeypatch):
+    monkeypatch.setenv("CHAPTER_QUICK", "1")
+    run = experiments.load(TINY["surnames", "mlp"], "02-context-models")
+    assert run.config == TINY["surnames", "mlp"].quick() and len(run.history.train_loss) == 1
+
+
+def test_train_builds_the_classes_it_is_given(tmp_path):
+    class MyMLP(chapter.MLPContext):
+        pass
+
+    class MyRNN(chapter.RNN):
+        pass
+
+    assert type(train(TINY["surnames", "mlp"], progress=False, model=MyMLP).model) is MyMLP
+    run = train(TINY["surnames", "rnn"], progress=False, cell=MyRNN)
+    assert type(run.model) is chapter.RNNLanguageModel and type(run.model.cell) is MyRNN
+    assert not (tmp_path / "runs").exists()  # a reader's own classes: their runs are not kept for others
+    train(TINY["surnames", "rnn"], progress=False, cell=chapter.RNN)  # the chapter's own: kept
+    assert len(list((tmp_path / "runs").iterdir())) == 1
 
 
 def test_cache_false_neither_reads_nor_writes(tmp_path):
@@ -234,7 +269,7 @@ def test_cache_false_neither_reads_nor_writes(tmp_path):
 def test_runs_dir_defaults_to_the_data_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("CHAPTER_RUNS_DIR")
     monkeypatch.setenv("CHAPTER_DATA_DIR", str(tmp_path / "data"))
-    assert chapter.runs_dir() == tmp_path / "data" / "runs"
+    assert experiments.runs_dir() == tmp_path / "data" / "runs"
 
 
 def test_an_unwritable_cache_warns_and_still_returns_the_run(tmp_path, monkeypatch):
@@ -258,7 +293,7 @@ def test_a_save_that_breaks_off_leaves_neither_a_run_nor_a_partial_file(tmp_path
     assert list((tmp_path / "runs").iterdir()) == []  # no half-written .part, no run
 
 
-KERNEL_WITH_AN_EDITED_FIT = r"""
+KERNEL_WITH_AN_EDITED_CELL = r"""
 import json, os, sys
 import torch
 from IPython.core.interactiveshell import InteractiveShell
@@ -270,35 +305,35 @@ shell.run_line_magic("load_ext", "chapterkit")
 # a notebook kernel that has run every %%save cell: chapter.py's code, in the notebook's namespace
 assert shell.run_cell("%%save\n" + CHAPTER_PY.read_text(encoding="utf-8")).success
 assert "CHAPTER_CODE_EDITS" not in os.environ
-# the reader edits fit for an exercise: it now trains nothing
-assert shell.run_cell('%%save\ndef fit(model, *args, **kwargs):\n    return History()\n').success
-config = eval(sys.argv[1], shell.user_ns)
-run = shell.user_ns["train"](config, progress=False)
-edited_key = shell.user_ns["_run_path"](config).name
+# the reader edits a cell for an exercise (here notebook 03's input check, which now wipes the input)
+assert shell.run_cell("%%save\ndef check_ids(X, vocab_size):\n    X.zero_()\n").success
+import experiments
+config = eval(sys.argv[1], vars(experiments))
+# and trains the notebook's model and cell, unchanged themselves, but calling the changed check
+run = experiments.train(config, progress=False, model=shell.user_ns["RNNLanguageModel"], cell=shell.user_ns["RNN"])
+edited_key = experiments._run_path(config).name
 os.environ.pop("CHAPTER_CODE_EDITS")
-print(json.dumps({"edited": edited_key, "unedited": shell.user_ns["_run_path"](config).name,
-                  "epochs": len(run.history.train_loss)}))
+print(json.dumps({"edited": edited_key, "unedited": experiments._run_path(config).name, "test": run.nll["test"]}))
 """
 
 
 def test_a_model_trained_by_edited_notebook_code_is_never_served_to_chapter_py(tmp_path):
-    """The poisoning the run cache once allowed: a kernel whose fit was edited to train nothing
-    cached its untrained model under chapter.py's key, and a fresh process loaded it."""
-    config = TINY["surnames", "mlp"]
+    """The poisoning the run cache once allowed: a kernel whose code was edited (then fit, here an
+    input check the model calls) cached its model under chapter.py's key, and a fresh process loaded it."""
+    config = TINY["surnames", "rnn"]
     env = {**os.environ, "CHAPTER_RUNS_DIR": str(tmp_path / "runs"), "CHAPTER_DEVICE": "cpu"}
     env.pop("CHAPTER_CODE_EDITS", None)
-    done = subprocess.run([sys.executable, "-c", KERNEL_WITH_AN_EDITED_FIT, repr(config)], env=env,
+    done = subprocess.run([sys.executable, "-c", KERNEL_WITH_AN_EDITED_CELL, repr(config)], env=env,
                           capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     kernel = json.loads(done.stdout.strip().splitlines()[-1])
     assert "differs from chapter.py" in done.stdout  # the magic told the reader
-    assert kernel["epochs"] == 0  # the edited fit trained nothing, and that run was cached ...
-    assert [p.name for p in (tmp_path / "runs").iterdir()] == [kernel["edited"]]
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [kernel["edited"]]  # the edited run was cached ...
     # ... under a key of its own: without the edits the kernel's key is chapter.py's, as it should be
-    assert kernel["unedited"] == chapter._run_path(config).name != kernel["edited"]
+    assert kernel["unedited"] == experiments._run_path(config).name != kernel["edited"]
     fresh = train(config, progress=False)  # a fresh process with chapter.py unchanged trains its own
-    assert len(fresh.history.train_loss) == config.epochs
     assert len(list((tmp_path / "runs").iterdir())) == 2
+    assert fresh.nll["test"] < kernel["test"]  # and it is not the crippled model (its input wiped)
 
 
 def test_the_save_magic_sees_every_exported_cell_as_chapter_py_code_and_an_edit_as_not():

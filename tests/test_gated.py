@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chapter
+import experiments
 from chapter import GRU, LSTM, RNN, StackedRNN
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread (conftest.py)
@@ -486,13 +487,13 @@ def test_state_gradient_norms_of_an_lstm_include_the_cell_state():
 
 
 def test_recall_task_trains_through_the_driver():
-    config = dataclasses.replace(chapter.RECALL_CONFIG, cell="gru", span=3, epochs=1)
-    run = chapter.train(config, cache=False, progress=False)
+    config = dataclasses.replace(experiments.RECALL_CONFIG, cell="gru", span=3, epochs=1)
+    run = experiments.train(config, cache=False, progress=False)
     assert run.vocab is None and set(run.nll) == {"valid", "test"}
     untrained = untrained_nll(config)
     assert all(0 < run.nll[split] < untrained[split] for split in run.nll), (run.nll, untrained)
     assert isinstance(run.model.cell, GRU) and run.model.embedding is None  # one-hot, as RECALL_CONFIG says
-    assert run.history.steps == chapter.RECALL_BATCHES
+    assert run.history.steps == experiments.RECALL_BATCHES
     # the accuracy is that of the model's answer at the query on the task's test batch (seed 2)
     X, Y = chapter.recall_batch(3, 2000, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -501,18 +502,18 @@ def test_recall_task_trains_through_the_driver():
 
 
 def test_recall_is_learnable_at_a_short_span_and_stop_below_ends_training():
-    config = dataclasses.replace(chapter.RECALL_CONFIG, cell="gru", span=2, hidden_size=16, lr=3e-2, epochs=20,
+    config = dataclasses.replace(experiments.RECALL_CONFIG, cell="gru", span=2, hidden_size=16, lr=3e-2, epochs=20,
                                  stop_below=0.05)
-    run = chapter.train(config, cache=False, progress=False)
+    run = experiments.train(config, cache=False, progress=False)
     assert run.history.valid_loss[-1] < 0.05 and len(run.history.valid_loss) < 20  # solved: stopped early
     assert chapter.recall_accuracy(run.model, 2) > 0.9
 
 
 def test_recall_task_batches():
-    config = dataclasses.replace(chapter.RECALL_CONFIG, span=6, batch_size=32)
-    task = chapter.TASKS["recall"](config)
+    config = dataclasses.replace(experiments.RECALL_CONFIG, span=6, batch_size=32)
+    task = experiments.TASKS["recall"](config)
     batches = list(task.train())
-    assert len(batches) == chapter.RECALL_BATCHES
+    assert len(batches) == experiments.RECALL_BATCHES
     assert all(X.shape == Y.shape == (7, 32) for X, Y in batches)
     assert not torch.equal(batches[0][0], list(task.train())[0][0])  # fresh batches every epoch
     (Xv, Yv), = task.valid
@@ -536,44 +537,44 @@ def test_recall_accuracy_of_an_oracle_is_one():
 # --- the gated language models' configurations -----------------------------------------------
 
 def test_cells_registry():
-    assert {"rnn": RNN, "gru": GRU, "lstm": LSTM}.items() <= chapter.CELLS.items()
-    lstm3 = chapter.CELLS["lstm, forget bias 3"](3, 4)
+    assert {"rnn": RNN, "gru": GRU, "lstm": LSTM}.items() <= experiments.CELLS.items()
+    lstm3 = experiments.CELLS["lstm, forget bias 3"](3, 4)
     assert isinstance(lstm3, LSTM) and (lstm3.b_x[4:8] > 2).all()
-    assert set(chapter.RECALL_CELLS.values()) <= set(chapter.CELLS)
+    assert set(experiments.RECALL_CELLS.values()) <= set(experiments.CELLS)
 
 
-@pytest.mark.parametrize("key", list(chapter.GATED_CONFIGS), ids=" ".join)
+@pytest.mark.parametrize("key", list(experiments.GATED_CONFIGS), ids=" ".join)
 def test_gated_configs(key):
     dataset, label = key
-    config = chapter.GATED_CONFIGS[key]
-    base = chapter.RNN_CONFIGS[dataset]
-    assert config.dataset == dataset and config.model == "rnn" and config.cell in chapter.CELLS
+    config = experiments.GATED_CONFIGS[key]
+    base = experiments.RNN_CONFIGS[dataset]
+    assert config.dataset == dataset and config.model == "rnn" and config.cell in experiments.CELLS
     assert config.label == label.split(",")[0]
-    assert (config.lr, config.dropout) == chapter.CHOSEN[dataset, config.cell, config.hidden_size]
-    assert config.lr in chapter.LR_GRID[dataset] and config.dropout in chapter.DROPOUT_GRID[dataset]
+    assert (config.lr, config.dropout) == experiments.CHOSEN[dataset, config.cell, config.hidden_size]
+    assert config.lr in experiments.LR_GRID[dataset] and config.dropout in experiments.DROPOUT_GRID[dataset]
     # only the cell, its size, its learning rate and its dropout differ from the RNN's configuration
     assert dataclasses.replace(config, cell="rnn", hidden_size=base.hidden_size, lr=base.lr,
                                dropout=base.dropout) == base
     # notebook 03's RNN is the grid's choice
-    assert (base.lr, base.dropout) == chapter.CHOSEN[dataset, "rnn", base.hidden_size]
+    assert (base.lr, base.dropout) == experiments.CHOSEN[dataset, "rnn", base.hidden_size]
     if "units" in label:
-        assert config.hidden_size == chapter.EQUAL_PARAMETERS[config.cell]
+        assert config.hidden_size == experiments.EQUAL_PARAMETERS[config.cell]
 
 
 def test_chosen_has_a_point_for_every_cell_and_size_and_nothing_else():
     """CHOSEN holds one grid point for each cell and size that notebook 05 trains (whether each is the
     grid's best is a question for the benchmark's records: `make bench-check`, benchmarks/consistency.py)."""
-    assert {(d, c.cell, c.hidden_size) for (d, _), c in chapter.GATED_CONFIGS.items()} == set(chapter.CHOSEN)
-    assert set(chapter.LR_GRID) == set(chapter.DROPOUT_GRID) == set(chapter.DATASETS)
+    assert {(d, c.cell, c.hidden_size) for (d, _), c in experiments.GATED_CONFIGS.items()} == set(experiments.CHOSEN)
+    assert set(experiments.LR_GRID) == set(experiments.DROPOUT_GRID) == set(chapter.DATASETS)
 
 
 @pytest.mark.parametrize("dataset", chapter.DATASETS)
 def test_equal_parameter_sizes_have_about_the_rnns_parameters(dataset):
     vocab_size = len(chapter.splits(dataset)[0])
-    task = chapter.Task(None, lambda: [], [], {}, num_tokens=vocab_size)
-    counts = {label: chapter.num_params(chapter.MODELS["rnn"](config, task))
-              for (d, label), config in chapter.GATED_CONFIGS.items() if d == dataset}
+    task = experiments.Task(None, lambda: [], [], {}, num_tokens=vocab_size)
+    counts = {label: chapter.num_params(experiments.MODELS["rnn"](config, task))
+              for (d, label), config in experiments.GATED_CONFIGS.items() if d == dataset}
     for cell in ("GRU", "LSTM"):
-        equal = counts[f"{cell}, {chapter.EQUAL_PARAMETERS[cell.lower()]} units"]
+        equal = counts[f"{cell}, {experiments.EQUAL_PARAMETERS[cell.lower()]} units"]
         assert abs(equal / counts["RNN"] - 1) < 0.1, (cell, equal, counts["RNN"])
         assert counts[cell] > 2 * counts["RNN"]

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import chapter
+import experiments
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="needs a CUDA GPU: torch.cuda.is_available() is False on this machine")
@@ -231,18 +232,18 @@ def test_bidirectional_on_the_gpu_equals_cpu_and_torch(kind):
 
 
 @pytest.mark.parametrize("config", [
-    dataclasses.replace(chapter.WINDOW_CONFIGS["surnames", "cnn"], hidden_size=16, limit=300, epochs=1),
-    dataclasses.replace(chapter.RNN_CONFIGS["time-machine"], cell="lstm", hidden_size=16, limit=1200, epochs=1),
-    dataclasses.replace(chapter.NAME_CLASSIFIERS["both ways", "last"], readout="mean", hidden_size=8, limit=300,
+    dataclasses.replace(experiments.WINDOW_CONFIGS["surnames", "cnn"], hidden_size=16, limit=300, epochs=1),
+    dataclasses.replace(experiments.RNN_CONFIGS["time-machine"], cell="lstm", hidden_size=16, limit=1200, epochs=1),
+    dataclasses.replace(experiments.NAME_CLASSIFIERS["both ways", "last"], readout="mean", hidden_size=8, limit=300,
                         epochs=1),
 ], ids=["surnames cnn", "book lstm", "names both ways"])
 def test_train_on_the_gpu_and_load_from_the_cache(config, tmp_path, monkeypatch):
     monkeypatch.setenv("CHAPTER_DEVICE", DEVICE)
     monkeypatch.setenv("CHAPTER_RUNS_DIR", str(tmp_path))
     monkeypatch.delenv("CHAPTER_QUICK", raising=False)
-    run = chapter.train(config, progress=False)
+    run = experiments.train(config, progress=False)
     assert _on_device(run.model) and all(math.isfinite(v) for v in run.nll.values())
-    again = chapter.train(config, progress=False)  # from the cache, back on the GPU
+    again = experiments.train(config, progress=False)  # from the cache, back on the GPU
     assert _on_device(again.model) and again.nll == run.nll
 
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import chapter
+import experiments
 from chapter import BOUNDARY, IGNORE_INDEX, Vocab
 
 NAMES = ["ana", "luis", "mar"]
@@ -38,7 +39,7 @@ def test_batchers_refuse_a_batch_size_that_is_not_a_positive_integer(vocab, batc
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         list(chapter.name_batches(NAMES, vocab, batch_size))
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
-        chapter.window_batches(X, Y, batch_size, torch.Generator())
+        experiments.window_batches(X, Y, batch_size, torch.Generator())
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         chapter.eval_batches(X, Y, batch_size)
 

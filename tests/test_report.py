@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import chapter
+import experiments
 from benchmarks.report import cell_speed_table, lr_grid_table, memory_table, recall_seed_table, seed_summary
 from chapterkit import git_commit
 
@@ -168,7 +169,7 @@ def test_commit_stamp_is_dirty_only_when_more_than_the_outputs_changed(tmp_path)
 def test_the_long_truncation_changes_only_the_piece_length_and_the_rows():
     from benchmarks.memory import LONG_STEPS, configs, long_truncation
 
-    base = chapter.GATED_CONFIGS["time-machine", "LSTM"]
+    base = experiments.GATED_CONFIGS["time-machine", "LSTM"]
     long = configs()[f"LSTM, {LONG_STEPS} steps"]
     assert long.num_steps == LONG_STEPS and long.batch_size * LONG_STEPS == base.batch_size * base.num_steps
     assert dataclasses.replace(long, num_steps=base.num_steps, batch_size=base.batch_size) == base

@@ -22,18 +22,19 @@ SCRIPT = textwrap.dedent("""
     import torch
 
     import chapter
+    import experiments
 
     torch.set_num_threads(int(sys.argv[1]))
     tiny = dict(hidden_size=8, epochs=2, patience=1, decays=1)
     configs = [
-        dataclasses.replace(chapter.WINDOW_CONFIGS["surnames", "mlp"], embedding_dim=4, limit=300, **tiny),
-        dataclasses.replace(chapter.RNN_CONFIGS["surnames"], cell="gru", bucket=True, limit=300, **tiny),
-        dataclasses.replace(chapter.WINDOW_CONFIGS["time-machine", "cnn"], embedding_dim=4, limit=1200, **tiny),
-        dataclasses.replace(chapter.RNN_CONFIGS["time-machine"], cell="lstm", num_steps=16, batch_size=8,
+        dataclasses.replace(experiments.WINDOW_CONFIGS["surnames", "mlp"], embedding_dim=4, limit=300, **tiny),
+        dataclasses.replace(experiments.RNN_CONFIGS["surnames"], cell="gru", bucket=True, limit=300, **tiny),
+        dataclasses.replace(experiments.WINDOW_CONFIGS["time-machine", "cnn"], embedding_dim=4, limit=1200, **tiny),
+        dataclasses.replace(experiments.RNN_CONFIGS["time-machine"], cell="lstm", num_steps=16, batch_size=8,
                             limit=1200, **tiny),
     ]
     for config in configs:
-        run = chapter.train(config, progress=False, cache=False)
+        run = experiments.train(config, progress=False, cache=False)
         h = run.history
         print(config.dataset, config.label, repr(h.train_loss), repr(h.valid_loss), repr(h.lr), h.best_epoch)
         print("  nll", repr(sorted(run.nll.items())))

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chapter
+import experiments
 from chapter import RNN, RNNLanguageModel, Vocab, clip_gradients, sample
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread (conftest.py)
@@ -314,27 +315,27 @@ def test_sample_restores_the_training_mode_and_works_with_dropout():
 
 
 def _stub_task(num_tokens):
-    return chapter.Task(None, lambda: [], [], {}, num_tokens=num_tokens)
+    return experiments.Task(None, lambda: [], [], {}, num_tokens=num_tokens)
 
 
 @pytest.mark.parametrize("dataset", chapter.DATASETS)
 def test_rnn_configs_build_one_hot_rnn_language_models(dataset):
-    config = chapter.RNN_CONFIGS[dataset]
-    assert set(chapter.RNN_CONFIGS) == set(chapter.DATASETS)
+    config = experiments.RNN_CONFIGS[dataset]
+    assert set(experiments.RNN_CONFIGS) == set(chapter.DATASETS)
     assert (config.dataset, config.model, config.cell, config.embedding_dim) == (dataset, "rnn", "rnn", None)
-    assert chapter.CELLS["rnn"] is RNN
-    model = chapter.MODELS["rnn"](config, _stub_task(28))
+    assert experiments.CELLS["rnn"] is RNN
+    model = experiments.MODELS["rnn"](config, _stub_task(28))
     assert isinstance(model, RNNLanguageModel) and type(model.cell) is RNN and model.cell.fast
     assert model.embedding is None and model.cell.input_size == 28  # one-hot: X_t U is the textbook's
     assert model.cell.hidden_size == config.hidden_size and model.dropout.p == config.dropout
     assert model.output.out_features == 28
     quick = config.quick()
-    assert quick.epochs == 1 < config.epochs and quick.limit == chapter.QUICK_LIMIT
+    assert quick.epochs == 1 < config.epochs and quick.limit == experiments.QUICK_LIMIT
 
 
 def test_rnn_model_refuses_an_unknown_cell():
     with pytest.raises(ValueError, match="unknown cell 'tcn'"):
-        chapter.rnn_model(dataclasses.replace(chapter.RNN_CONFIGS["surnames"], cell="tcn"), _stub_task(5))
+        experiments.rnn_model(dataclasses.replace(experiments.RNN_CONFIGS["surnames"], cell="tcn"), _stub_task(5))
 
 
 class Memoryless(torch.nn.Module):
