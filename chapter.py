@@ -1835,24 +1835,26 @@ class StackedRNN(nn.Module):
         net = cls(module.input_size, module.hidden_size, module.num_layers, cell=cell,
                   dropout=module.dropout)
         for l in range(module.num_layers):
-            net.layers[l] = cell.from_torch(_torch_layer(module, l))
+            net.layers[l] = cell.from_torch(cls.torch_layer(module, l))
         return net
 
-
-def _torch_layer(module: nn.Module, l: int) -> nn.Module:
-    """Layer ``l`` of a multi-layer torch.nn.RNN/GRU/LSTM as a single-layer module of its own."""
-    extra = {"nonlinearity": module.nonlinearity} if isinstance(module, nn.RNN) else {}
-    if getattr(module, "proj_size", 0):  # kept, so that the cell's from_torch says it has no projection
-        extra["proj_size"] = module.proj_size
-    size = module.input_size if l == 0 else module.hidden_size
-    single = type(module)(size, module.hidden_size, bias=module.bias, batch_first=module.batch_first,
-                          bidirectional=module.bidirectional, **extra)
-    p = dict(module.named_parameters())
-    single.to(device=p["weight_hh_l0"].device, dtype=p["weight_hh_l0"].dtype)
-    with torch.no_grad():
-        for name, param in single.named_parameters():
-            param.copy_(p[name.replace("_l0", f"_l{l}")])
-    return single
+    @staticmethod
+    def torch_layer(module: nn.Module, layer: int = 0, reverse: bool | None = None) -> nn.Module:
+        """Layer ``layer`` of a torch.nn.RNN/GRU/LSTM as a one-layer module of its own: both its
+        directions, as in ``module``, with ``reverse=None``; else only the forward (False) or the
+        backward (True) one, as a unidirectional module."""
+        extra = {"nonlinearity": module.nonlinearity} if isinstance(module, nn.RNN) else {}
+        if getattr(module, "proj_size", 0):  # kept, so that the cell's from_torch says it has no projection
+            extra["proj_size"] = module.proj_size
+        size = module.input_size if layer == 0 else module.hidden_size
+        single = type(module)(size, module.hidden_size, bias=module.bias, batch_first=module.batch_first,
+                              bidirectional=module.bidirectional and reverse is None, **extra)
+        theirs = dict(module.named_parameters())
+        single.to(device=theirs["weight_hh_l0"].device, dtype=theirs["weight_hh_l0"].dtype)
+        with torch.no_grad():  # weight_ih_l0 <- weight_ih_l{layer}[_reverse], ...
+            for name, param in single.named_parameters():
+                param.copy_(theirs[name.replace("_l0", f"_l{layer}") + ("_reverse" if reverse else "")])
+        return single
 
 
 # %% notebooks/05-gated-rnns.md · § A task with a known memory span
@@ -2008,8 +2010,8 @@ class Bidirectional(nn.Module):
                              f"(T, B, 2H) outputs into the next")
         net = cls(cell, module.input_size, module.hidden_size)
         try:  # each direction is an ordinary one-layer module: the cell's own from_torch copies it
-            net.forward_cell = cell.from_torch(_one_direction(module, reverse=False))  # *_l0
-            net.backward_cell = cell.from_torch(_one_direction(module, reverse=True))  # *_l0_reverse
+            net.forward_cell = cell.from_torch(StackedRNN.torch_layer(module, reverse=False))  # *_l0
+            net.backward_cell = cell.from_torch(StackedRNN.torch_layer(module, reverse=True))  # *_l0_reverse
         except ValueError as err:
             raise ValueError(f"{cell.__name__}.from_torch cannot copy one direction of this "
                              f"module: {err}") from err
@@ -2017,21 +2019,6 @@ class Bidirectional(nn.Module):
 
 
 # %% notebooks/06-beyond-language-models.md · § Bidirectional recurrent networks (2)
-def _one_direction(module: nn.Module, reverse: bool) -> nn.Module:
-    """One direction of a bidirectional torch.nn.RNN/GRU/LSTM as a unidirectional module of its own."""
-    extra = {"nonlinearity": module.nonlinearity} if isinstance(module, nn.RNN) else {}
-    if isinstance(module, nn.LSTM):
-        extra["proj_size"] = module.proj_size
-    single = type(module)(module.input_size, module.hidden_size, bias=module.bias,
-                          batch_first=module.batch_first, **extra)
-    theirs = dict(module.named_parameters())
-    single.to(device=theirs["weight_hh_l0"].device, dtype=theirs["weight_hh_l0"].dtype)
-    with torch.no_grad():
-        for name, param in single.named_parameters():  # weight_ih_l0 <- weight_ih_l0[_reverse], ...
-            param.copy_(theirs[(name + "_reverse") if reverse else name])
-    return single
-
-
 def _padding_lengths(lengths, x: torch.Tensor):
     """Checked ``lengths`` as a (B,) tensor on x's device, or None when no sequence is padded."""
     if lengths is None:

@@ -159,10 +159,36 @@ def test_a_notebook_that_prints_benchmark_records_depends_on_them(tmp_path, monk
     reads.write_text("# Reads\n\n```{code-cell} ipython3\nfrom benchmarks.report import table\n```\n")
     plain = tmp_path / "04-plain.md"
     plain.write_text("# Plain\n\n```{code-cell} ipython3\nprint(1)\n```\n")
-    assert execute.inputs(reads)[2:] == [bench / "report.py", bench / "results.json"]
+    assert execute.inputs(reads)[3:] == [bench / "report.py", bench / "results.json"]
     before = {md: execute.source_hash(md, quick=False) for md in (reads, plain)}
     (bench / "results.json").write_text('{"quality": []}\n')
     after_bench = {md: execute.source_hash(md, quick=False) for md in (reads, plain)}
     assert after_bench[reads] != before[reads] and after_bench[plain] == before[plain]
     (bench / "report.py").write_text("def table(records): return 1\n")
     assert execute.source_hash(reads, quick=False) != after_bench[reads]
+
+
+def test_a_notebook_that_trains_through_experiments_depends_on_it(tmp_path, monkeypatch):
+    """The configurations and the driver live in the experiments package, not in chapter.py: a
+    change there makes the notebooks that import it stale, and only those; the data layer is an
+    input of every notebook."""
+    from chapterkit import execute
+
+    package = tmp_path / "experiments" / "__init__.py"
+    package.parent.mkdir()
+    package.write_text("LR = 1e-3\n")
+    data = tmp_path / "chapterdata.py"
+    data.write_text("URL = 'a'\n")
+    monkeypatch.setattr(execute, "EXPERIMENTS", package)
+    monkeypatch.setattr(execute, "CHAPTERDATA", data)
+    trains = tmp_path / "03-trains.md"
+    trains.write_text("# Trains\n\n```{code-cell} ipython3\nfrom experiments import train\n```\n")
+    plain = tmp_path / "04-plain.md"
+    plain.write_text("# Plain\n\n```{code-cell} ipython3\nprint(1)\n```\n")
+    assert package in execute.inputs(trains) and package not in execute.inputs(plain)
+    before = {md: execute.source_hash(md, quick=False) for md in (trains, plain)}
+    package.write_text("LR = 1e-2\n")
+    after = {md: execute.source_hash(md, quick=False) for md in (trains, plain)}
+    assert after[trains] != before[trains] and after[plain] == before[plain]
+    data.write_text("URL = 'b'\n")
+    assert all(execute.source_hash(md, quick=False) != after[md] for md in (trains, plain))
