@@ -65,7 +65,7 @@ screenshots: book ## PNG screenshots of every page of the book (needs chromium)
 	$(PY) -m book.screenshots
 
 lint: $(STAMP) ## ruff on the code (chapter.py, chapterkit, experiments, tests, benchmarks, book, img)
-	$(PY) -m ruff check chapter.py chapterdata.py chapterkit experiments tests benchmarks book img
+	$(PY) -m ruff check chapter.py chapterdata.py fastrnn.py chapterkit experiments tests benchmarks book img
 
 clean: ## remove build output and caches
 	rm -rf build _build .pytest_cache

@@ -35,6 +35,7 @@ from torch.autograd.function import once_differentiable
 from tqdm.std import tqdm
 
 from chapterdata import FIRST_NAME_FILES, SURNAME_FILES, fetch, gutenberg_book_text
+from fastrnn import gru_forward, lstm_forward, needs_grad, previous_states, rnn_forward, weight_gradient
 
 __all__ = [
     'set_seed',
@@ -1383,56 +1384,12 @@ def bptt_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, sta
 
 
 # %% notebooks/04-bptt.md · § A fast RNN from the equations
-def _needs_grad(*tensors) -> bool:
-    """Whether autograd will need a backward pass through these tensors."""
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-
-
-def _steps(buffer: torch.Tensor, T: int, save: bool):
-    """Per-step views of ``buffer``: its T slices when backward needs them all, else one slice reused."""
-    return buffer.unbind(0) if save else [buffer[0]] * T
-
-
-def _rows(Z: torch.Tensor) -> torch.Tensor:
-    """(T, B, n) -> (T * B, n): a sum over t of products Z_t^T dA_t becomes one product."""
-    return Z.reshape(-1, Z.shape[-1])
-
-
-def _tanh(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """tanh(x) = 2 sigmoid(2x) - 1, written into ``out`` (which may be ``x``).
-
-    The same function up to rounding, in four cheap operations; on some CPUs these together are
-    faster than torch.tanh. That is a property of the machine and library, not of tanh.
-    """
-    return torch.mul(x, 2, out=out).sigmoid_().mul_(2).sub_(1)
-
-
-def _previous_states(h0: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
-    """H_0, ..., H_{T-1} (T, B, H): the state each step started from."""
-    return torch.cat([h0[None], outputs[:-1]])
-
-
-def _weight_gradient(h0: torch.Tensor, outputs: torch.Tensor, dA: torch.Tensor) -> torch.Tensor:
-    """sum_t H_{t-1}^T dA_t (H, n), as one matrix product over all T * B rows."""
-    return _rows(_previous_states(h0, outputs)).T @ _rows(dA)
-
-
-def _rnn_forward(xu: torch.Tensor, h0: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    """The states H_1, ..., H_T (T, B, H) of H_t = tanh(xu_t + H_{t-1} W)."""
-    outputs = xu.new_empty(xu.shape)  # (T, B, H)
-    H_, xu_ = outputs.unbind(0), xu.unbind(0)  # per-step views (B, H), written in place
-    prev_ = (h0,) + H_[:-1]  # the state each step starts from
-    for t in range(len(H_)):
-        _tanh(torch.addmm(xu_[t], prev_[t], W, out=H_[t]), out=H_[t])
-    return outputs
-
-
 class _RNNScan(torch.autograd.Function):
     """The RNN over a whole sequence; backward is notebook 04's BPTT."""
 
     @staticmethod
     def forward(ctx, xu, h0, W):
-        outputs = _rnn_forward(xu, h0, W)  # (T, B, H)
+        outputs = rnn_forward(xu, h0, W)  # (T, B, H)
         ctx.save_for_backward(outputs, h0, W)
         return outputs, outputs[-1].clone()
 
@@ -1444,7 +1401,7 @@ class _RNNScan(torch.autograd.Function):
         dH_direct[-1] += d_hT  # H_T is also the final state
         _, dA = backprop_through_time(dH_direct, W, 1 - H * H)  # tanh' = 1 - H_t^2
         dh0 = dA[0] @ W.T if ctx.needs_input_grad[1] else None  # what truncated BPTT drops
-        dW = _weight_gradient(h0, H, dA) if ctx.needs_input_grad[2] else None
+        dW = weight_gradient(h0, H, dA) if ctx.needs_input_grad[2] else None
         return dA, dh0, dW  # d(xu) = dA: xu enters A_t with weight 1
 
 
@@ -1456,9 +1413,9 @@ def rnn_scan(xu: torch.Tensor, h0: torch.Tensor, W: torch.Tensor):
 
     Explained in notebooks/04-bptt.md, § A fast RNN from the equations.
     """
-    if _needs_grad(xu, h0, W):
+    if needs_grad(xu, h0, W):
         return _RNNScan.apply(xu, h0, W)
-    outputs = _rnn_forward(xu, h0, W)
+    outputs = rnn_forward(xu, h0, W)
     return outputs, outputs[-1]
 
 
@@ -1606,29 +1563,6 @@ class GRU(nn.Module):
 
 
 # %% notebooks/05-gated-rnns.md · § Backpropagation through the gates
-def _gru_forward(gx, h0, W_h, b_h, save: bool):
-    """The states h_1..h_T (T, B, H); with ``save``, also every step's gh = h_{t-1} W_h + b_h and
-    activations (r, z, n), both (T, B, 3H) (without, one step's buffers are reused)."""
-    T, B, H3 = gx.shape
-    H = H3 // 3
-    outputs = gx.new_empty(T, B, H)
-    GH = gx.new_empty(T if save else 1, B, 3 * H)   # h_{t-1} W_h + b_h
-    RZN = gx.new_empty(T if save else 1, B, 3 * H)  # r, z, n
-    # per-step views (B, 3H), (B, 2H) or (B, H), taken once and written in place
-    H_ = outputs.unbind(0)
-    prev_ = (h0,) + H_[:-1]  # the state each step starts from
-    gh_, rz_ = _steps(GH, T, save), _steps(RZN[..., :2 * H], T, save)
-    gh_rz_, gh_n_ = (_steps(block, T, save) for block in GH.split([2 * H, H], dim=-1))
-    r_, z_, n_ = (_steps(block, T, save) for block in RZN.chunk(3, dim=-1))
-    gx_rz_, gx_n_ = (block.unbind(0) for block in gx.split([2 * H, H], dim=-1))
-    for t in range(T):
-        torch.addmm(b_h, prev_[t], W_h, out=gh_[t])                   # (B, 3H)
-        torch.add(gx_rz_[t], gh_rz_[t], out=rz_[t]).sigmoid_()        # r, z
-        _tanh(torch.addcmul(gx_n_[t], r_[t], gh_n_[t], out=n_[t]), out=n_[t])  # n
-        torch.lerp(n_[t], prev_[t], z_[t], out=H_[t])                 # (1 - z) n + z h_{t-1}
-    return outputs, GH, RZN
-
-
 def _gru_local_derivatives(h0, outputs, GH, RZN):
     """For all steps at once, what multiplies dh_t (the gradient of h_t) to give the gates'.
 
@@ -1647,7 +1581,7 @@ def _gru_local_derivatives(h0, outputs, GH, RZN):
     K = torch.empty_like(RZN)
     K_r, K_z, K_hn = K.split(H, dim=-1)
     torch.mul(K_n, gh_n, out=K_r).mul_(r).mul_(1 - r)
-    torch.sub(_previous_states(h0, outputs), n, out=K_z).mul_(z).mul_(1 - z)
+    torch.sub(previous_states(h0, outputs), n, out=K_z).mul_(z).mul_(1 - z)
     torch.mul(K_n, r, out=K_hn)
     return K, K_n
 
@@ -1657,7 +1591,7 @@ class _GRUScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, gx, h0, W_h, b_h):
-        outputs, GH, RZN = _gru_forward(gx, h0, W_h, b_h, save=True)
+        outputs, GH, RZN = gru_forward(gx, h0, W_h, b_h, save=True)
         ctx.save_for_backward(h0, outputs, GH, RZN, W_h)
         return outputs, outputs[-1].clone()
 
@@ -1677,7 +1611,7 @@ class _GRUScan(torch.autograd.Function):
             dGH_blocks_[t].mul_(dH_[t + 1][:, None])                  # (B, 3, H): d(gh) of step t + 1
             torch.addcmul(direct_[t], dH_[t + 1], z_[t], out=dH_[t])  # through z h_t
             dH_[t].addmm_(dGH_[t], W_hT)                              # through gh = h_t W_h + b_h
-        dW_h = _weight_gradient(h0, outputs, dGH) if ctx.needs_input_grad[2] else None
+        dW_h = weight_gradient(h0, outputs, dGH) if ctx.needs_input_grad[2] else None
         db_h = dGH.sum((0, 1)) if ctx.needs_input_grad[3] else None
         dGX = dGH  # (T, B, 3H): d(gx) equals d(gh) in blocks r and z; block n, written over:
         torch.mul(dH[1:], K_n, out=dGX[..., 2 * H:])
@@ -1692,38 +1626,13 @@ def gru_scan(gx: torch.Tensor, h0: torch.Tensor, W_h: torch.Tensor, b_h: torch.T
 
     Explained in notebooks/05-gated-rnns.md, § Backpropagation through the gates.
     """
-    if _needs_grad(gx, h0, W_h, b_h):
+    if needs_grad(gx, h0, W_h, b_h):
         return _GRUScan.apply(gx, h0, W_h, b_h)
-    outputs, _, _ = _gru_forward(gx, h0, W_h, b_h, save=False)
+    outputs, _, _ = gru_forward(gx, h0, W_h, b_h, save=False)
     return outputs, outputs[-1]
 
 
 # %% notebooks/05-gated-rnns.md · § Backpropagation through the gates (2)
-def _lstm_forward(gx, h0, c0, W_h, save: bool):
-    """The states h_1..h_T (T, B, H) and c_0..c_T (T + 1, B, H); with ``save``, also every step's
-    gates (T, B, 4H) and tanh(c_t) (T, B, H) (without, one step's buffers are reused)."""
-    T, B, H4 = gx.shape
-    H = H4 // 4
-    outputs = gx.new_empty(T, B, H)
-    C = gx.new_empty(T + 1 if save else 1, B, H)  # c_0, ..., c_T
-    C[0] = c0
-    G = gx.new_empty(T if save else 1, B, 4 * H)  # gates i, f, g, o
-    TC = gx.new_empty(T if save else 1, B, H)     # tanh(c_t)
-    # per-step views (B, 4H) or (B, H), taken once and written in place
-    H_, gx_ = outputs.unbind(0), gx.unbind(0)
-    prev_ = (h0,) + H_[:-1]  # the state each step starts from
-    C_, G_, tc_ = _steps(C, T + 1, save), _steps(G, T, save), _steps(TC, T, save)
-    i_, f_, g_, o_ = (_steps(block, T, save) for block in G.chunk(4, dim=-1))
-    for t in range(T):
-        torch.addmm(gx_[t], prev_[t], W_h, out=G_[t])  # (B, 4H) pre-activations
-        g_[t].mul_(2)                # tanh(a) = 2 sigmoid(2a) - 1, so that
-        G_[t].sigmoid_()             # one sigmoid serves all four gates:
-        g_[t].mul_(2).sub_(1)        # i, f, o = sigmoid(a), g = tanh(a)
-        torch.mul(f_[t], C_[t], out=C_[t + 1]).addcmul_(i_[t], g_[t])  # c_t = f c_{t-1} + i g
-        torch.mul(o_[t], _tanh(C_[t + 1], out=tc_[t]), out=H_[t])      # h_t = o tanh(c_t)
-    return outputs, C, G, TC
-
-
 def _lstm_local_derivatives(C, G, TC):
     """For all steps at once, what multiplies dh_t and dc_t to give the gates' gradients.
 
@@ -1753,7 +1662,7 @@ class _LSTMScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, gx, h0, c0, W_h):
-        outputs, C, G, TC = _lstm_forward(gx, h0, c0, W_h, save=True)
+        outputs, C, G, TC = lstm_forward(gx, h0, c0, W_h, save=True)
         ctx.save_for_backward(h0, outputs, C, G, TC, W_h)
         return outputs, outputs[-1].clone(), C[-1].clone()
 
@@ -1776,7 +1685,7 @@ class _LSTMScan(torch.autograd.Function):
             dG_ifg_[t].mul_(dc[:, None])           # (B, 3, H): blocks i, f, g
             dc.mul_(f_[t])                         # the cell path: dc_t = dc_{t+1} f_{t+1}
             torch.addmm(direct_[t], dG_[t], W_hT, out=dh)  # + through the gates of step t + 1
-        dW_h = _weight_gradient(h0, outputs, dG) if ctx.needs_input_grad[3] else None
+        dW_h = weight_gradient(h0, outputs, dG) if ctx.needs_input_grad[3] else None
         return dG, dh, dc, dW_h
 
 
@@ -1788,9 +1697,9 @@ def lstm_scan(gx: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, W_h: torch.T
 
     Explained in notebooks/05-gated-rnns.md, § Backpropagation through the gates.
     """
-    if _needs_grad(gx, h0, c0, W_h):
+    if needs_grad(gx, h0, c0, W_h):
         return _LSTMScan.apply(gx, h0, c0, W_h)
-    outputs, C, _, _ = _lstm_forward(gx, h0, c0, W_h, save=False)
+    outputs, C, _, _ = lstm_forward(gx, h0, c0, W_h, save=False)
     return outputs, outputs[-1], C[-1]
 
 

@@ -57,21 +57,23 @@ class NotebookFailed(RuntimeError):
 BENCHMARKS = ROOT / "benchmarks"
 EXPERIMENTS = ROOT / "experiments" / "__init__.py"
 CHAPTERDATA = ROOT / "chapterdata.py"
+FASTRNN = ROOT / "fastrnn.py"
 _EXPERIMENTS_IMPORT = re.compile(r"^\s*(?:from\s+experiments\b|import\s+experiments\b)", re.MULTILINE)
 _BENCHMARK_IMPORT = re.compile(r"^\s*(?:from\s+benchmarks\.(\w+)|import\s+benchmarks\.(\w+)"
                                r"|from\s+benchmarks\s+import\s+(\w+))", re.MULTILINE)
 
 
 def inputs(md: Path) -> list[Path]:
-    """The files a notebook's outputs depend on besides the mode: its text, chapter.py and its data
-    layer chapterdata.py; the experiments package if the notebook imports it (its configurations
+    """The files a notebook's outputs depend on besides the mode: its text, chapter.py and the modules
+    it imports (chapterdata.py, fastrnn.py); the experiments package if the notebook imports it (its configurations
     and driver train the notebook's models); and for each ``from benchmarks.X import ...`` the
     module X and ``benchmarks/results.json``, whose records the notebook prints."""
     text = md.read_text(encoding="utf-8")
     used = sorted({name for match in _BENCHMARK_IMPORT.findall(text) for name in match if name})
     modules = [BENCHMARKS / f"{name}.py" for name in used]
     experiments = [EXPERIMENTS] if _EXPERIMENTS_IMPORT.search(text) else []
-    return [md, CHAPTER_PY, CHAPTERDATA] + experiments + (modules + [BENCHMARKS / "results.json"] if used else [])
+    benchmarks = modules + [BENCHMARKS / "results.json"] if used else []
+    return [md, CHAPTER_PY, CHAPTERDATA, FASTRNN] + experiments + benchmarks
 
 
 def source_hash(md: Path, quick: bool) -> str:

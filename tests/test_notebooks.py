@@ -159,7 +159,7 @@ def test_a_notebook_that_prints_benchmark_records_depends_on_them(tmp_path, monk
     reads.write_text("# Reads\n\n```{code-cell} ipython3\nfrom benchmarks.report import table\n```\n")
     plain = tmp_path / "04-plain.md"
     plain.write_text("# Plain\n\n```{code-cell} ipython3\nprint(1)\n```\n")
-    assert execute.inputs(reads)[3:] == [bench / "report.py", bench / "results.json"]
+    assert execute.inputs(reads)[4:] == [bench / "report.py", bench / "results.json"]
     before = {md: execute.source_hash(md, quick=False) for md in (reads, plain)}
     (bench / "results.json").write_text('{"quality": []}\n')
     after_bench = {md: execute.source_hash(md, quick=False) for md in (reads, plain)}
