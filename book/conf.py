@@ -33,6 +33,9 @@ source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 nb_execution_mode = "off"
 nb_merge_streams = True
 nb_ipywidgets_js = {}  # no require.js / widget bundle from a CDN
+# a cell's text/markdown output (notebook 05's scoreboard) is parsed as MyST, which has tables;
+# myst-nb's default, CommonMark, has none and shows a table as a paragraph of pipes
+nb_render_markdown_format = "myst"
 
 # --- MyST ---------------------------------------------------------------------------------
 myst_enable_extensions = [

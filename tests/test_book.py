@@ -306,3 +306,18 @@ def test_screenshot(site, tmp_path):
         browser.send("Target.closeTarget", {"targetId": tab.target})
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_tables_a_notebook_prints_render_as_tables(book):
+    """A table a cell displays as Markdown (notebook 05's scoreboard) is an HTML table in the book,
+    not a paragraph of pipes (myst-nb renders text/markdown outputs as CommonMark, without tables,
+    unless told otherwise)."""
+    html, _ = book
+    pipe_text = re.compile(r"<p>\s*\|[^<]*\|[^<]*\|")
+    for page in PAGES:
+        found = pipe_text.search((html / page).read_text(encoding="utf-8"))
+        assert not found, f"{page}: a Markdown table rendered as text: {found.group(0)[:80]!r}"
+    page = (html / "notebooks/05-gated-rnns.html").read_text(encoding="utf-8")
+    tables = re.findall(r"<table.*?</table>", page, re.S)
+    assert any("parameters" in t and "LSTM" in t and "test perplexity" in t for t in tables), \
+        "notebook 05's scoreboard is not an HTML table"
