@@ -84,6 +84,11 @@ INSPECT_JS = r"""
     badCitations: [...article.querySelectorAll(".bibtex-citation")]
                     .filter((e) => !e.querySelector("a")).map((e) => e.outerHTML.slice(0, 120)),
     links: [...document.querySelectorAll("a[href]")].map((a) => a.href),  // nav included
+    // code and program output wider than the book's column (cut off, or hidden behind a scrollbar)
+    overflowing: [...article.querySelectorAll("div.cell pre")]
+                   .filter((p) => p.scrollWidth > p.clientWidth + 1)
+                   .map((p) => p.textContent.split("\n").reduce((a, b) => (b.length > a.length ? b : a))
+                                 .slice(0, 80)),
   };
 })()
 """
@@ -257,7 +262,8 @@ def _reference_problems(info: dict, base: str, html: Path) -> list[str]:
 
 
 def _content_problems(info: dict, page: str) -> list[str]:
-    """What the notebook holds is on its page: plots from the outputs, figures, math, citations."""
+    """What the notebook holds is on its page: plots from the outputs, figures, math, citations; and
+    its code fits the column (1280-pixel window)."""
     checks = []
     if page.startswith("notebooks/"):
         want = _source_counts(ROOT / "notebooks" / (Path(page).stem + ".ipynb"))
@@ -269,6 +275,7 @@ def _content_problems(info: dict, page: str) -> list[str]:
             (len(info["citations"]) >= want["cites"],
              f"{want['cites']} citations in the notebook, {len(info['citations'])} linked"),
         ]
+    checks.append((not info["overflowing"], f"code wider than the column: {info['overflowing'][:3]}"))
     if page == "bibliography.html":
         checks.append((
             "Hochreiter" in info["text"] and "Long short-term memory" in info["text"],
