@@ -315,27 +315,37 @@ class Page:
         """Wait until images, fonts and MathJax are done (see SETTLE_JS)."""
         self.evaluate(SETTLE_JS, timeout)
 
-    def screenshot(self, path: str | os.PathLike, full_page: bool = True, max_height: int = 30000) -> Path:
-        """Write a PNG of the page (the whole length, up to max_height CSS pixels).
+    def screenshot(self, path: str | os.PathLike, full_page: bool = True, max_height: int = 30000) -> list[Path]:
+        """Write PNGs of the page: the whole length, in parts of at most max_height CSS pixels
+        (``path`` itself, or ``stem-1.png``, ``stem-2.png``, ... for a longer page). Returns them.
 
-        For the whole page the viewport is made as tall as the page, so that sticky headers
-        and sidebars are drawn once, where they belong; it is restored afterwards.
+        For the whole page the viewport is made as tall as the page (or as one part), so that
+        sticky headers and sidebars are drawn once, where they belong; it is restored afterwards.
         """
-        height = self.height
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        height = total = self.height
         if full_page:
-            size = self.send("Page.getLayoutMetrics")["cssContentSize"]
-            height = min(max(height, math.ceil(size["height"])), max_height)
+            total = max(self.height, math.ceil(self.send("Page.getLayoutMetrics")["cssContentSize"]["height"]))
+            height = min(total, max_height)
             self._viewport(height)
             self.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        tops = list(range(0, total, height)) if full_page else [0]
+        paths = [path] if len(tops) == 1 else [path.with_name(f"{path.stem}-{i}{path.suffix}")
+                                               for i in range(1, len(tops) + 1)]
         try:
-            data = self.send("Page.captureScreenshot", {"format": "png"}, timeout=120)["data"]
+            for top, out in zip(tops, paths):
+                params = {"format": "png"}
+                if len(tops) > 1:  # one part of the page, drawn beyond the viewport where needed
+                    params |= {"captureBeyondViewport": True,
+                               "clip": {"x": 0, "y": top, "width": self.width,
+                                        "height": min(height, total - top), "scale": 1}}
+                data = self.send("Page.captureScreenshot", params, timeout=120)["data"]
+                out.write_bytes(base64.b64decode(data))
         finally:
             if full_page:
                 self._viewport(self.height)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(data))
-        return path
+        return paths
 
     def _viewport(self, height: int) -> None:
         self.send(

@@ -47,9 +47,10 @@ def main(argv=None) -> int:
             page.goto(f"{base}/{rel}")
             page.settle()
             name = rel.removesuffix(".html").replace("/", "-") + ".png"
-            page.screenshot(args.out / name)
+            written = page.screenshot(args.out / name)
             problems = page.problems()
-            print(f"  {rel} -> {args.out / name}" + (f"  ({'; '.join(problems)})" if problems else ""))
+            parts = f" (+{len(written) - 1} more parts: the page is long)" if len(written) > 1 else ""
+            print(f"  {rel} -> {written[0]}{parts}" + (f"  ({'; '.join(problems)})" if problems else ""))
     print(f"screenshots: {args.out} ({time.perf_counter() - start:.0f} s)")
     return 0
 

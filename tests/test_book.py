@@ -301,18 +301,32 @@ def test_page_renders(site, book, page):
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
 
 
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")  # IHDR width, height
+
+
 def test_screenshot(site, tmp_path):
-    """The reviewers' screenshot command works: a full-page PNG of the landing page."""
+    """The reviewers' screenshot command works: a full-page PNG of the landing page, and a page
+    longer than one PNG may be comes whole, in parts (notebook 05 was cut at 30,000 pixels)."""
     base, browser = site
     tab = browser.new_page()
     try:
         tab.goto(f"{base}/index.html")
         tab.settle()
-        png = tab.screenshot(tmp_path / "index.png")
+        pngs = tab.screenshot(tmp_path / "index.png")
+        tab.goto(f"{base}/notebooks/05-gated-rnns.html")
+        tab.settle()
+        total = tab.evaluate("document.documentElement.scrollHeight")
+        parts = tab.screenshot(tmp_path / "05.png", max_height=4000)
     finally:
         browser.send("Target.closeTarget", {"targetId": tab.target})
-    data = png.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert pngs == [tmp_path / "index.png"] and pngs[0].stat().st_size > 10_000 and _png_size(pngs[0])[0] == 1280
+    assert len(parts) == -(-total // 4000) > 1 and parts[0].name == "05-1.png"
+    sizes = [_png_size(p) for p in parts]
+    assert all(w == 1280 for w, _ in sizes) and all(h == 4000 for _, h in sizes[:-1])
+    assert sum(h for _, h in sizes) == total  # the whole page, nothing cut
 
 
 def test_tables_a_notebook_prints_render_as_tables(book):
