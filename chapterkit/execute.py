@@ -4,7 +4,7 @@
     python -m chapterkit.execute 05              # only notebooks whose names start so (make notebooks NB=05)
     python -m chapterkit.execute --force         # re-run notebooks whose outputs are up to date, too
     python -m chapterkit.execute --quick --out build/quick   # CHAPTER_QUICK=1: small budgets, seconds
-    python -m chapterkit.execute -v 05           # also echo what the cells print (progress bars)
+    python -m chapterkit.execute -v 05           # also echo what the cells print (progress bars always are)
 
 The text form ``NN-slug.md`` is the source; the executed notebook, outputs included, is written to
 the paired ``NN-slug.ipynb`` (or under ``--out``) once the whole notebook has run. Its metadata
@@ -141,7 +141,8 @@ def tidy_streams(outputs: list) -> list:
 
 
 class _Client(NotebookClient):
-    """nbclient with a line of progress per cell, an IPC kernel and, optionally, echoed output."""
+    """nbclient with a line of progress per cell, an IPC kernel, the cells' progress bars echoed to
+    the terminal as they redraw, and, optionally (-v), everything else the cells print."""
 
     def __init__(self, nb, name: str, echo: bool = False, ipc_dir: str | None = None, **kw):
         super().__init__(nb, **kw)
@@ -178,11 +179,12 @@ class _Client(NotebookClient):
         print(f"  {self.name}  {self.where(cell_index)}  {time.perf_counter() - self.started:.1f} s", flush=True)
 
     def output(self, outs, msg, display_id, cell_index):
-        if self.echo and msg["msg_type"] == "stream":
+        if msg["msg_type"] == "stream":
             text = msg["content"]["text"]
-            sys.stderr.write(text)
-            sys.stderr.flush()
-            self.mid_line = not text.endswith("\n")
+            if self.echo or "\r" in text:  # everything with -v; a progress bar's redraws always, so
+                sys.stderr.write(text)     # that a cell that trains is not a minute of silence
+                sys.stderr.flush()
+                self.mid_line = not text.endswith("\n")
         return super().output(outs, msg, display_id, cell_index)
 
 

@@ -192,3 +192,28 @@ def test_a_notebook_that_trains_through_experiments_depends_on_it(tmp_path, monk
     assert after[trains] != before[trains] and after[plain] == before[plain]
     data.write_text("URL = 'b'\n")
     assert all(execute.source_hash(md, quick=False) != after[md] for md in (trains, plain))
+
+
+def test_the_terminal_shows_a_cells_progress_bar_while_it_runs(capsys, monkeypatch):
+    """A cell that trains redraws its progress bar (a stream with a carriage return): the runner echoes
+    those to the terminal as they come, so that a long cell is not minutes of silence; other output
+    is echoed only with -v."""
+    from nbclient import NotebookClient
+
+    from chapterkit.execute import _Client
+
+    monkeypatch.setattr(NotebookClient, "output", lambda self, outs, msg, display_id, cell_index: outs.append(msg))
+
+    def stream(text):
+        return {"msg_type": "stream", "content": {"name": "stdout", "text": text}, "header": {"msg_type": "stream"},
+                "parent_header": {}, "metadata": {}}
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("fit()")])
+    quiet, loud = _Client(nb, "05-test"), _Client(nb, "05-test", echo=True)
+    outs = []
+    quiet.output(outs, stream("a line the cell prints\n"), None, 0)
+    quiet.output(outs, stream("\rtraining:  50%|#####     | 1/2 epochs"), None, 0)
+    assert capsys.readouterr().err == "\rtraining:  50%|#####     | 1/2 epochs" and quiet.mid_line
+    loud.output([], stream("a line the cell prints\n"), None, 0)
+    assert capsys.readouterr().err == "a line the cell prints\n"
+    assert len(outs) == 2  # and every output still goes into the notebook
