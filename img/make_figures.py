@@ -580,11 +580,72 @@ def fig_gru():
     save(fig, "gru")
 
 
+# --------------------------------------------------------------------------------------
+# img/batching.svg: sequential partitioning against random sampling, on the toy text 0..34
+# with num_steps = 5 and batch size 2, the very batches notebook 01 prints.
+# --------------------------------------------------------------------------------------
+
+BATCH_COLORS = ["#9bb7d4", "#f2b880", "#a9d39e"]  # batch 1, 2, 3
+
+
+def _token_strip(ax, x0, y, owner, cw=0.27, h=0.34):
+    """The text 0..34 as a strip of cells, each coloured by the batch that reads it (None: unused)."""
+    for t in range(35):
+        b = owner.get(t)
+        ax.add_patch(Rectangle((x0 + t * cw, y), cw, h, fc=BATCH_COLORS[b] if b is not None else "#f3f3f3",
+                               ec="white" if b is not None else "#d0d0d0", lw=0.8, zorder=2))
+        label(ax, x0 + (t + 0.5) * cw, y + h / 2, str(t), fontsize=8, color=INK if b is not None else "#a0a0a0")
+
+
+def _batch_grid(ax, x0, y_top, rows, b, cw=0.27, h=0.3, title=""):
+    """One batch, X.T as the notebook prints it: a row per stream, num_steps tokens per row."""
+    for r, tokens in enumerate(rows):
+        y = y_top - r * (h + 0.06)
+        for j, t in enumerate(tokens):
+            ax.add_patch(Rectangle((x0 + j * cw, y), cw, h, fc=BATCH_COLORS[b], ec="white", lw=0.8, zorder=2))
+            label(ax, x0 + (j + 0.5) * cw, y + h / 2, str(t), fontsize=8)
+    label(ax, x0 + len(rows[0]) * cw / 2, y_top + h + 0.2, title, fontsize=12)
+
+
+def fig_batching():
+    fig, ax = canvas(10.4, 6.6)
+    seq = [[list(range(0, 5)), list(range(15, 20))], [list(range(5, 10)), list(range(20, 25))],
+           [list(range(10, 15)), list(range(25, 30))]]
+    rnd = [[list(range(19, 24)), list(range(24, 29))], [list(range(14, 19)), list(range(9, 14))],
+           [list(range(29, 34)), list(range(4, 9))]]
+    for panel, (batches, y0, name, note) in enumerate([
+            (seq, 6.05, "sequential partitioning", "row $b$ of each batch continues row $b$ of the last one:\n"
+                                                     "the state is carried over (and detached)"),
+            (rnd, 2.95, "random sampling (random offset 4, pieces shuffled)",
+             "neighbouring pieces come from unrelated places:\nevery batch starts from a zero state")]):
+        owner = {t: b for b, rows in enumerate(batches) for row in rows for t in row}
+        label(ax, 0.3, y0, name, fontsize=14, ha="left", color=INK)
+        _token_strip(ax, 0.5, y0 - 0.75, owner)
+        label(ax, 0.5 + 35 * 0.27 + 0.1, y0 - 0.58, "text", fontsize=11, color=GREY, ha="left")
+        xs = [0.9, 3.9, 6.9]
+        for b, rows in enumerate(batches):
+            _batch_grid(ax, xs[b], y0 - 1.95, rows, b, title=f"batch {b + 1}")
+        if panel == 0:  # the state flows from each row to the same row of the next batch
+            for b in range(2):
+                for r in range(2):
+                    y = y0 - 1.95 - r * 0.36 + 0.15
+                    arrow(ax, (xs[b] + 5 * 0.27 + 0.08, y), (xs[b + 1] - 0.08, y), color=HIDDEN[1], lw=1.5,
+                          head=9)
+            label(ax, (xs[0] + 5 * 0.27 + xs[1]) / 2, y0 - 1.95 + 0.52, r"state $\mathbf{H}$", fontsize=12,
+                  color=HIDDEN[1])
+        else:
+            for b in range(3):
+                label(ax, xs[b] - 0.28, y0 - 1.95 - 0.03, r"$\mathbf{0}$", fontsize=13, color=HIDDEN[1])
+        label(ax, 0.3, y0 - 2.65, note, fontsize=11, color=GREY, ha="left", va="center", linespacing=1.4)
+    save(fig, "batching")
+
+
 FIGURES = {
     "rnn": fig_rnn,
     "bptt-graph": fig_bptt_graph,
     "gradient-paths": fig_gradient_paths,
     "context-window": fig_context_window,
+    "batching": fig_batching,
     "lstm": fig_lstm,
     "gru": fig_gru,
 }
