@@ -640,12 +640,112 @@ def fig_batching():
     save(fig, "batching")
 
 
+# --------------------------------------------------------------------------------------
+# img/truncation.svg: truncated BPTT with k = 4: the state flows on, the gradient stops at
+# every boundary.
+# --------------------------------------------------------------------------------------
+
+
+def fig_truncation():
+    fig, ax = canvas(10.4, 4.4)
+    k, n = 4, 8
+    xs = [1.0 + i * 1.15 for i in range(n)]
+    yh, yl, w, h = 1.7, 3.2, 0.8, 0.5
+    for i, x in enumerate(xs):
+        box(ax, x, yh, rf"$H_{{{i + 1}}}$", HIDDEN, w, h)
+        box(ax, x, yl, rf"$L_{{{i + 1}}}$", LOSS, w, h)
+        arrow(ax, (x, yh + h / 2), (x, yl - h / 2))
+        if i + 1 < n:
+            arrow(ax, (x + w / 2, yh + 0.07), (xs[i + 1] - w / 2, yh + 0.07))  # the state, carried on
+            if (i + 1) % k:  # within a piece the gradient flows back
+                arrow(ax, (xs[i + 1] - w / 2, yh - 0.12), (x + w / 2, yh - 0.12), color=BACKPROP, lw=1.6)
+    for i in range(k, n, k):  # the boundaries: detach
+        xb = (xs[i - 1] + xs[i]) / 2
+        ax.plot([xb, xb], [0.55, 3.75], color=GREY, lw=1.3, ls=(0, (4, 3)), zorder=1)
+        label(ax, xb, 0.35, "detach", fontsize=12, color=GREY)
+    label(ax, 0.2, yh, r"$\cdots$", fontsize=16)
+    for j in range(n // k):
+        x0, x1 = xs[j * k] - w / 2, xs[j * k + k - 1] + w / 2
+        ax.plot([x0, x0, x1, x1], [3.75, 3.85, 3.85, 3.75], color=INK, lw=1.0)
+        label(ax, (x0 + x1) / 2, 4.1, f"piece {j + 1}: {k} steps", fontsize=12)
+    arrow(ax, (0.5, 0.8), (1.2, 0.8))
+    label(ax, 1.3, 0.8, "the state: carried on", fontsize=11, ha="left")
+    arrow(ax, (1.2, 0.4), (0.5, 0.4), color=BACKPROP, lw=1.6)
+    label(ax, 1.3, 0.4, "the gradient: stops at a boundary", fontsize=11, color=BACKPROP, ha="left")
+    save(fig, "truncation")
+
+
+# --------------------------------------------------------------------------------------
+# img/bidirectional.svg: two recurrences read the sequence in opposite directions; the
+# output at t joins both states.
+# --------------------------------------------------------------------------------------
+
+
+def fig_bidirectional():
+    fig, ax = canvas(9.4, 5.0)
+    xs = [1.6 + i * 2.0 for i in range(4)]
+    yx, yf, yb, yo, w, h = 0.6, 1.9, 3.0, 4.3, 0.95, 0.5
+    back = ("#f1e1ea", BACKPROP)
+    for i, x in enumerate(xs):
+        box(ax, x, yx, rf"$x_{{{i + 1}}}$", INPUT, w, h)
+        box(ax, x, yf, rf"$\overrightarrow{{h}}_{{{i + 1}}}$", HIDDEN, w, h)
+        box(ax, x, yb, rf"$\overleftarrow{{h}}_{{{i + 1}}}$", back, w, h)
+        box(ax, x, yo, rf"$y_{{{i + 1}}}$", OUTPUT, w, h)
+        arrow(ax, (x, yx + h / 2), (x, yf - h / 2))
+        curve(ax, [(x - w / 2 + 0.05, yx + 0.1), (x - 0.85, yx + 0.9), (x - 0.85, yb - 0.4),
+                   (x - w / 2 + 0.05, yb - 0.12)], lw=1.1)  # x_t also feeds the backward cell
+        polyline(ax, [(x + w / 2 - 0.05, yf + 0.1), (x + 0.62, yf + 0.1), (x + 0.62, yo - 0.2),
+                      (x + w / 2 - 0.05, yo - 0.2)], lw=1.1)  # the forward state into y_t
+        arrow(ax, (x, yb + h / 2), (x, yo - h / 2))
+        if i + 1 < len(xs):
+            arrow(ax, (x + w / 2, yf), (xs[i + 1] - w / 2, yf), color=HIDDEN[1], lw=1.6)
+            arrow(ax, (xs[i + 1] - w / 2, yb), (x + w / 2, yb), color=BACKPROP, lw=1.6)
+    label(ax, 0.45, yf, "left to right", fontsize=11, color=HIDDEN[1])
+    label(ax, 0.45, yb, "right to left", fontsize=11, color=BACKPROP)
+    label(ax, xs[-1] + 0.3, yo + 0.5,
+          r"$y_t$ reads $[\overrightarrow{h}_t, \overleftarrow{h}_t]$: all of $x_1 \ldots x_T$", fontsize=12,
+          ha="right")
+    save(fig, "bidirectional")
+
+
+# --------------------------------------------------------------------------------------
+# img/recall.svg: the recall task: a symbol, k - 1 distractors, the query; the only target.
+# --------------------------------------------------------------------------------------
+
+
+def fig_recall():
+    fig, ax = canvas(9.6, 3.6)
+    tokens = ["5", "12", "9", "15", "10", "11", "?"]  # symbol 5, distractors, the query (k = 6)
+    xs = [1.0 + i * 1.1 for i in range(len(tokens))]
+    y, w, h = 1.5, 0.7, 0.55
+    for i, (x, t) in enumerate(zip(xs, tokens)):
+        colors = (("#fbd3bd", HILITE) if i == 0 else ("white", INK) if t == "?" else ("#f3f3f3", GREY))
+        box(ax, x, y, t, colors, w, h, fontsize=16, lw=2.2 if i in (0, len(tokens) - 1) else 1.2)
+        label(ax, x, y - 0.55, rf"$x_{{{i}}}$" if i < len(tokens) - 1 else r"$x_k$", fontsize=13)
+    label(ax, xs[0], y + 0.55, "symbol", fontsize=12, color=HILITE)
+    label(ax, (xs[1] + xs[-2]) / 2, y + 0.55, "distractors", fontsize=12, color=GREY)
+    label(ax, xs[-1], y + 0.55, "query", fontsize=12)
+    box(ax, xs[-1] + 1.3, y, "5", OUTPUT, w, h, fontsize=16)
+    arrow(ax, (xs[-1] + w / 2, y), (xs[-1] + 1.3 - w / 2, y), lw=1.6)
+    label(ax, xs[-1] + 1.3, y - 0.55, "target", fontsize=12)
+    curve(ax, [(xs[-1], y + 0.85), (xs[-1] - 1.5, y + 1.75), (xs[0] + 1.5, y + 1.75), (xs[0], y + 0.85)],
+          color=BACKPROP, lw=1.8)
+    label(ax, (xs[0] + xs[-1]) / 2, y + 1.85, "the only gradient travels back $k$ steps", fontsize=13,
+          color=BACKPROP)
+    label(ax, 0.25, 0.35, "every other position has no target; a model that cannot carry the symbol over "
+          "$k$ steps guesses: 1/8", fontsize=11, color=GREY, ha="left")
+    save(fig, "recall")
+
+
 FIGURES = {
     "rnn": fig_rnn,
     "bptt-graph": fig_bptt_graph,
     "gradient-paths": fig_gradient_paths,
     "context-window": fig_context_window,
     "batching": fig_batching,
+    "truncation": fig_truncation,
+    "bidirectional": fig_bidirectional,
+    "recall": fig_recall,
     "lstm": fig_lstm,
     "gru": fig_gru,
 }
