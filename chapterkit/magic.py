@@ -104,10 +104,11 @@ class SaveMagics(Magics):
         super().__init__(shell)
         self.edits: dict[tuple[str, ...], str] = {}  # names a changed cell defines -> its source
 
-    def _note_edits(self, cell: str) -> None:
-        """Keep CHAPTER_CODE_EDITS equal to a digest of the changed cells this kernel has run."""
-        names = _defined_names(cell)
-        if held_by_chapter(cell):
+    def _note_edits(self, cell: str, names: tuple[str, ...]) -> bool:
+        """Keep CHAPTER_CODE_EDITS equal to a digest of the changed cells this kernel has run; return
+        whether this cell is chapter.py's code."""
+        held = held_by_chapter(cell)
+        if held:
             if self.edits.pop(names, None) is not None:
                 print("This cell is chapter.py's code again.")
         else:
@@ -121,6 +122,7 @@ class SaveMagics(Magics):
             os.environ[EDITS_VARIABLE] = digest.hexdigest()[:16]
         else:
             os.environ.pop(EDITS_VARIABLE, None)
+        return held
 
     @cell_magic
     def save(self, line: str, cell: str):
@@ -128,14 +130,15 @@ class SaveMagics(Magics):
         if line.strip():
             raise SaveCellError(f"%%save takes no arguments (got {line.strip()!r})")
         check_plain_python(cell)
-        self._note_edits(cell)
+        names = _defined_names(cell)
+        held = self._note_edits(cell, names)
         self.shell.user_ns["__file__"] = str(CHAPTER_PY)
         # run_cell would swallow exceptions; ex() lets them fail the cell as they should.
         # (cache() registers the source so that tracebacks show the cell's lines.)
         filename = self.shell.compile.cache(cell, self.shell.execution_count)
         self.shell.ex(compile(cell, filename, "exec"))
-        if not self.edits.get(_defined_names(cell)):  # chapter.py's code: say so on what the cell defined
-            for name in _defined_names(cell):
+        if held:  # chapter.py's code: say so on what the cell defined
+            for name in names:
                 obj = self.shell.user_ns.get(name)
                 if isinstance(obj, type) or inspect.isfunction(obj):
                     obj.__held_by_chapter__ = True
