@@ -40,7 +40,6 @@ from fastrnn import gru_forward, lstm_forward, needs_grad, previous_states, rnn_
 __all__ = [
     'set_seed',
     'get_device',
-    'quick_mode',
     'load_surnames',
     'load_first_names',
     'time_machine_book',
@@ -57,7 +56,6 @@ __all__ = [
     'IGNORE_INDEX',
     'pad_names',
     'Parts',
-    'by_length',
     'name_batches',
     'random_batches',
     'sequential_batches',
@@ -65,17 +63,12 @@ __all__ = [
     'model_device',
     'eval_mode',
     'evaluate',
-    'DATASETS',
     'splits',
-    'last_columns',
     'WindowData',
     'windows',
     'eval_batches',
     'WindowModel',
     'NGramModel',
-    'NGRAM_ORDERS',
-    'NGRAM_KS',
-    'select_ngram',
     'History',
     'fit',
     'num_params',
@@ -83,31 +76,19 @@ __all__ = [
     'MLPContext',
     'CausalCNN',
     'sample',
-    'sample_origins',
-    'plot_embeddings',
     'check_sequence',
     'check_state',
     'RNN',
     'RNNLanguageModel',
-    'check_ids',
     'clip_gradients',
     'loss_by_offset',
-    'offset_ranges',
-    'memory_span',
     'position_nll',
     'backprop_through_time',
     'bptt_gradients',
-    'rnn_scan',
     'LSTM',
     'GRU',
-    'gru_scan',
-    'lstm_scan',
     'StackedRNN',
-    'recall_vocab_size',
     'recall_batch',
-    'recall_accuracy',
-    'gate_trace',
-    'state_gradient_norms',
     'Bidirectional',
     'SEXES',
     'load_name_sexes',
@@ -155,15 +136,6 @@ def get_device() -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def quick_mode() -> bool:
-    """True when ``CHAPTER_QUICK`` is set to anything but ``""``, ``0``, ``false`` or ``False`` (the
-    chapter sets ``CHAPTER_QUICK=1``): every notebook then trains with tiny budgets.
-
-    Explained in notebooks/01-text-data.md, § Small utilities.
-    """
-    return os.environ.get("CHAPTER_QUICK", "0") not in ("", "0", "false", "False")
 
 
 # %% notebooks/01-text-data.md · § Spanish names
@@ -393,11 +365,8 @@ class Parts(tuple):
     """
 
 
-def by_length(items: Sequence, parts: int, length=len) -> list[list]:
-    """``items`` sorted by ``length`` (stably) and cut into ``parts`` runs of (nearly) equal size.
-
-    Explained in notebooks/01-text-data.md, § Sequences for recurrent networks.
-    """
+def _by_length(items: Sequence, parts: int, length=len) -> list[list]:
+    """``items`` sorted by ``length`` (stably) and cut into ``parts`` runs of (nearly) equal size."""
     check_positive(parts=parts)
     items, n = sorted(items, key=length), len(items)
     cuts = [k * n // parts for k in range(parts + 1)]
@@ -418,7 +387,7 @@ def name_batches(names: Sequence[str], vocab: Vocab, batch_size: int, shuffle: b
 
     Explained in notebooks/01-text-data.md, § Sequences for recurrent networks.
     """
-    by_length([], parts)  # checks parts
+    _by_length([], parts)  # checks parts
     check_positive(batch_size=batch_size)
     if len(names) == 0:
         raise ValueError("name_batches got an empty list of names")
@@ -427,7 +396,7 @@ def name_batches(names: Sequence[str], vocab: Vocab, batch_size: int, shuffle: b
     def batch(chosen):
         if parts == 1:
             return pad_names(chosen, vocab)
-        return Parts(pad_names(piece, vocab) for piece in by_length(chosen, parts))
+        return Parts(pad_names(piece, vocab) for piece in _by_length(chosen, parts))
 
     if not bucket:
         for i in range(0, len(names), batch_size):
@@ -577,9 +546,6 @@ def evaluate(model: torch.nn.Module, data, stateful: bool = False) -> float:
 
 
 # %% notebooks/02-context-models.md · § Scoring a language model (2)
-DATASETS = ("surnames", "time-machine")  # the language-modelling data of the chapter
-
-
 def splits(dataset: str):
     """(vocab, train, valid, test) of a dataset, split as in notebook 01.
 
@@ -607,11 +573,8 @@ def _limited(parts, limit: int | None):
     return [train[:limit], *(p[:max(limit // 4, 1)] for p in held_out)]
 
 
-def last_columns(X: torch.Tensor, block_size: int) -> torch.Tensor:
-    """The last ``block_size`` characters of each window X (N, T); T must be >= block_size.
-
-    Explained in notebooks/02-context-models.md, § Scoring a language model.
-    """
+def _last_columns(X: torch.Tensor, block_size: int) -> torch.Tensor:
+    """The last ``block_size`` characters of each window X (N, T); T must be >= block_size."""
     if X.ndim != 2:
         raise ValueError(f"windows must have shape (N, T), got {tuple(X.shape)}")
     if X.shape[1] < block_size:
@@ -700,7 +663,7 @@ class NGramModel(WindowModel):
 
     def context_ids(self, X: torch.Tensor) -> torch.Tensor:
         """Each window's last n-1 characters as one number in base |V|: (N, T) -> (N,)."""
-        X = last_columns(X, self.block_size)
+        X = _last_columns(X, self.block_size)
         powers = self.vocab_size ** torch.arange(self.block_size - 1, -1, -1, device=X.device)
         return (X * powers).sum(dim=1)
 
@@ -725,29 +688,6 @@ class NGramModel(WindowModel):
         return (counts + self.k).log() - (counts.sum(1, keepdim=True) + self.k * self.vocab_size).log()
 
 
-NGRAM_ORDERS = (1, 2, 3, 4, 5, 6)
-NGRAM_KS = (0.01, 0.03, 0.1, 0.3, 1.0)
-
-
-def select_ngram(data: WindowData, orders=NGRAM_ORDERS, ks=NGRAM_KS):
-    """Fit every order on the training windows; return the model (order, k) best on validation
-    and a dict {(order, k): validation NLL}.
-
-    Explained in notebooks/02-context-models.md, § Counting: the $n$-gram model.
-    """
-    valid = eval_batches(*data.valid)
-    grid, best = {}, None
-    for order in orders:
-        model = NGramModel(len(data.vocab), order).count(*data.train)
-        for k in ks:
-            model.k = k
-            grid[order, k] = evaluate(model, valid)
-            if best is None or grid[order, k] < grid[best]:
-                best = (order, k)
-    model = NGramModel(len(data.vocab), best[0], best[1]).count(*data.train)
-    return model, grid
-
-
 # %% notebooks/02-context-models.md · § One training loop for the chapter
 @dataclass
 class History:
@@ -763,14 +703,6 @@ class History:
     best_valid: float = math.inf
     seconds: float = 0.0
     steps: int = 0
-
-
-def _optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    if name == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}: use 'adamw' or 'sgd'")
 
 
 def _train_epoch(model, data, optimizer, clip, stateful: bool, device) -> tuple[float, int]:
@@ -809,40 +741,29 @@ def _train_epoch(model, data, optimizer, clip, stateful: bool, device) -> tuple[
 
 
 # %% notebooks/02-context-models.md · § One training loop for the chapter (2)
-def _check_schedule(epochs: int, patience: int | None, decays: int, lr_decay: float, clip: float | None) -> None:
-    if clip is not None and not clip > 0:  # clip_grad_norm_ would scale every gradient by 0, or flip it
-        raise ValueError(f"clip must be > 0, or None for no clipping; got {clip}")
-    if epochs < 1 or (patience is not None and patience < 1) or decays < 0:
-        raise ValueError(f"need epochs >= 1, patience >= 1 (or None) and decays >= 0; got {epochs}, "
-                         f"{patience}, {decays}")
-    if not 0 < lr_decay < 1:
-        raise ValueError(f"lr_decay must lie in (0, 1), got {lr_decay}")
-
-
 def fit(model: torch.nn.Module, train_data, valid_data=None, *, epochs: int = 10, lr: float = 1e-3,
-        weight_decay: float = 0.0, clip: float | None = None, patience: int | None = None,
-        decays: int = 0, lr_decay: float = 0.2, min_delta: float = 0.0, optimizer: str = "adamw",
-        stateful: bool = False, stop_below: float | None = None, device=None, progress: bool = True,
-        desc: str = "training") -> History:
-    """Train ``model`` on the mean cross-entropy for at most ``epochs`` epochs; return its ``History``.
+        weight_decay: float = 0.0, clip: float | None = None, stateful: bool = False, schedule=None,
+        optimizer=torch.optim.AdamW, device=None, progress: bool = True, desc: str = "training") -> History:
+    """Train ``model`` on the mean cross-entropy for ``epochs`` epochs; return its ``History``.
 
     ``train_data``, ``valid_data``: lists of (X, Y) batches, or functions returning fresh batches
-    (called once per epoch). After each epoch: an improved validation loss saves the weights;
-    ``patience`` epochs without an improvement of more than ``min_delta`` restore the best weights
-    and multiply the learning rate by ``lr_decay``, at most ``decays`` times, and then stop. The best
-    weights are restored at the end. Without ``valid_data``, every epoch runs and the last weights
-    are kept (``patience``, ``decays`` and ``stop_below`` act on the validation loss and are then
-    unused). ``clip`` bounds the global gradient norm; ``stateful`` carries a recurrent model's state
-    across batches (detached); ``stop_below`` stops once the validation loss is lower;
-    ``optimizer`` is "adamw" or "sgd" (momentum 0.9). ``device`` defaults to ``get_device()``.
+    (called once per epoch). ``clip`` bounds the global gradient norm; ``stateful`` carries a
+    recurrent model's state across batches (detached). With ``valid_data``, the weights of the
+    best validation loss are kept and restored at the end, and ``schedule``, if given, is called
+    after every epoch as ``schedule(valid_loss, lr)``: it returns the next epoch's learning rate
+    (a new one continues from the best weights), or None to stop. ``optimizer``: a class of
+    ``torch.optim`` (or a function) called as ``optimizer(parameters, lr=lr, weight_decay=weight_decay)``.
+    ``device`` defaults to ``get_device()``.
 
     Explained in notebooks/02-context-models.md, § One training loop for the chapter.
     """
-    _check_schedule(epochs, patience, decays, lr_decay, clip)
+    if clip is not None and not clip > 0:  # clip_grad_norm_ would scale every gradient by 0, or flip it
+        raise ValueError(f"clip must be > 0, or None for no clipping; got {clip}")
+    check_positive(epochs=epochs)
     device = torch.device(device) if device is not None else get_device()
     model.to(device)
-    opt = _optimizer(model, optimizer, lr, weight_decay)
-    history, best_state, waited = History(), None, 0
+    opt = optimizer(model.parameters(), lr=lr, weight_decay=weight_decay)
+    history, best_state = History(), None
     start = time.perf_counter()
     bar = tqdm(total=epochs, desc=desc, disable=not progress, file=sys.stdout, ncols=100, mininterval=1.0,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} epochs{postfix}")
@@ -861,20 +782,18 @@ def fit(model: torch.nn.Module, train_data, valid_data=None, *, epochs: int = 10
                                      "try a smaller learning rate (lr) or gradient clipping (clip)")
         history.valid_loss.append(valid)
         bar.set_postfix(train=f"{train_loss:.3f}", valid=f"{valid:.3f}", refresh=False)
-        bar.update()  # the bar counts the epochs run, also when the rule stops training early
-        waited = 0 if valid < history.best_valid - min_delta else waited + 1
+        bar.update()  # the bar counts the epochs run, also when the schedule stops training early
         if valid < history.best_valid:
             history.best_epoch, history.best_valid = epoch, valid
             best_state = copy.deepcopy(model.state_dict())
-        if stop_below is not None and valid < stop_below:
-            break
-        if patience is not None and waited >= patience:
-            if decays == 0:
+        if schedule is not None:
+            next_lr = schedule(valid, history.lr[-1])
+            if next_lr is None:
                 break
-            decays, waited = decays - 1, 0
-            model.load_state_dict(best_state)  # continue from the best weights, with smaller steps
-            for group in opt.param_groups:
-                group["lr"] *= lr_decay
+            if next_lr != history.lr[-1]:
+                model.load_state_dict(best_state)  # continue from the best weights, with the new rate
+                for group in opt.param_groups:
+                    group["lr"] = next_lr
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -933,7 +852,7 @@ class MLPContext(WindowModel):
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """Windows X (N, T >= block_size) -> logits (N, V) of the next character."""
-        e = self.embedding(last_columns(X, self.block_size))  # (N, tau, d)
+        e = self.embedding(_last_columns(X, self.block_size))  # (N, tau, d)
         h = torch.tanh(self.hidden(e.flatten(1)))  # (N, H)
         return self.output(h)  # (N, V) logits
 
@@ -960,7 +879,7 @@ class CausalCNN(WindowModel):
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """Windows X (N, T >= block_size) -> logits (N, V) of the next character."""
-        h = self.embedding(last_columns(X, self.block_size))  # (N, R, d)
+        h = self.embedding(_last_columns(X, self.block_size))  # (N, R, d)
         for conv, norm in zip(self.convs, self.norms):
             N, T, C = h.shape
             h = torch.tanh(norm(conv(h.reshape(N, T // 2, 2 * C))))  # (N, T/2, channels): merge pairs
@@ -1026,51 +945,22 @@ def sample(model: nn.Module, vocab: Vocab, num: int = 1, prompt: str = "", max_l
     return [prompt + (text.split(BOUNDARY)[0] if names else text) for text in texts]
 
 
-def sample_origins(samples: Sequence[str], train_names: Iterable[str], real_names: Iterable[str]) -> dict:
-    """Fractions of samples that copy a training name, are real names the model never saw
-    (in ``real_names`` but not in training), or are invented (neither).
-
-    Explained in notebooks/02-context-models.md, § Sampling names.
-    """
-    if len(samples) == 0:
-        raise ValueError("sample_origins got no samples")
-    train, real = set(train_names), set(real_names)
-    copied = sum(s in train for s in samples)
-    unseen = sum(s not in train and s in real for s in samples)
-    n = len(samples)
-    return {"copied": copied / n, "real, unseen": unseen / n, "invented": (n - copied - unseen) / n}
-
-
-# %% notebooks/02-context-models.md · § What the embeddings learned
-def plot_embeddings(embedding: torch.Tensor, vocab: Vocab, ax=None, skip=(UNK,)):
-    """Scatter the rows of an embedding matrix (V, d) on their first two principal components.
-
-    Explained in notebooks/02-context-models.md, § What the embeddings learned.
-    """
-    import matplotlib.pyplot as plt
-
-    keep = [i for i, t in enumerate(vocab.itos) if t not in skip]
-    E = embedding.detach().float().cpu()[keep]
-    E = E - E.mean(0)
-    _, S, Vh = torch.linalg.svd(E, full_matrices=False)
-    xy = E @ Vh[:2].T  # (V, 2)
-    ax = ax or plt.subplots(figsize=(5, 5))[1]
-    ax.scatter(xy[:, 0], xy[:, 1], s=250, c="#dde7f2")
-    for (x, y), i in zip(xy.tolist(), keep):
-        token = vocab.itos[i]
-        ax.annotate({" ": "␣", BOUNDARY: "·"}.get(token, token), (x, y), ha="center", va="center",
-                    fontsize=12, color="C3" if token in "aeiou" else "k")
-    explained = (S[:2] ** 2).sum() / (S ** 2).sum()
-    ax.set(title=f"character embeddings, PCA ({explained:.0%} of the variance)", xticks=[], yticks=[])
-    return ax
-
-
 # %% notebooks/03-rnn.md · § The recurrent cell
-def check_sequence(x: torch.Tensor, input_size: int, who: str):
+def check_sequence(x: torch.Tensor, input_size: int, who: str, ids: bool = False):
     """(T, B) of an input x (T, B, input_size), or an error that says what was expected.
+
+    With ``ids``, x holds token ids instead: shape (T, B), dtype long, every id in [0, input_size).
 
     Explained in notebooks/03-rnn.md, § The recurrent cell.
     """
+    if ids:
+        if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.dtype != torch.long:
+            shape = (tuple(x.shape), x.dtype) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{who} expects token ids of shape (T, B) and dtype long (sequence first), got {shape}")
+        if x.numel() and not 0 <= int(x.min()) <= int(x.max()) < input_size:
+            raise ValueError(f"token ids must lie in [0, {input_size}), got {int(x.min())}..{int(x.max())}: "
+                             "encode the text with the vocabulary the model was built for")
+        return x.shape[0], x.shape[1]
     if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[-1] != input_size or x.shape[0] == 0:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{who} expects a non-empty input of shape (T, B, {input_size}), sequence first; "
@@ -1093,13 +983,13 @@ def check_state(state: torch.Tensor, batch_size: int, hidden_size: int, who: str
 class RNN(nn.Module):
     """Elman's recurrent cell, sequence-first: H_t = tanh(X_t U + H_{t-1} W + b).
 
-    ``fast=True`` runs the recurrence with ``rnn_scan``, whose backward pass is notebook 04's
-    hand-derived BPTT; ``fast=False`` runs the loop below under autograd. Both compute the same.
+    By default the loop below runs under autograd; ``fast=True`` runs it through ``_rnn_scan``,
+    whose backward pass is notebook 04's hand-derived BPTT. Both compute the same.
 
     Explained in notebooks/03-rnn.md, § The recurrent cell.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, fast: bool = True):
+    def __init__(self, input_size: int, hidden_size: int, fast: bool = False):
         super().__init__()
         check_positive(input_size=input_size, hidden_size=hidden_size)
         self.input_size, self.hidden_size, self.fast = input_size, hidden_size, fast
@@ -1113,8 +1003,8 @@ class RNN(nn.Module):
         T, B = check_sequence(x, self.input_size, "RNN")
         h = x.new_zeros(B, self.hidden_size) if state is None else check_state(state, B, self.hidden_size, "RNN")
         XU = (x.reshape(T * B, -1) @ self.U + self.b).view(T, B, -1)  # (T, B, H): all steps at once
-        if self.fast:  # the same loop, with the backward pass derived in notebook 04
-            return rnn_scan(XU, h, self.W)
+        if self.fast:  # opt-in: the same loop, with the backward pass derived in notebook 04
+            return _rnn_scan(XU, h, self.W)
         outputs = []
         for xu in XU.unbind(0):  # (B, H) per step
             h = torch.tanh(xu + h @ self.W)  # (B, H)
@@ -1161,23 +1051,10 @@ class RNNLanguageModel(nn.Module):
 
     def embed(self, X: torch.Tensor) -> torch.Tensor:
         """The cell's inputs for ids X (T, B): one-hot rows (T, B, V), or embeddings (T, B, E)."""
-        check_ids(X, self.vocab_size)
+        check_sequence(X, self.vocab_size, "RNNLanguageModel", ids=True)
         if self.embedding is None:
             return F.one_hot(X, self.vocab_size).to(self.output.weight.dtype)
         return self.embedding(X)
-
-
-def check_ids(X: torch.Tensor, vocab_size: int) -> None:
-    """Token ids of shape (T, B) and dtype long, all in [0, vocab_size), or an error saying what is wrong.
-
-    Explained in notebooks/03-rnn.md, § A character language model.
-    """
-    if not isinstance(X, torch.Tensor) or X.ndim != 2 or X.dtype != torch.long:
-        shape = (tuple(X.shape), X.dtype) if isinstance(X, torch.Tensor) else type(X).__name__
-        raise ValueError(f"expected token ids of shape (T, B) and dtype long (sequence first), got {shape}")
-    if X.numel() and not 0 <= int(X.min()) <= int(X.max()) < vocab_size:
-        raise ValueError(f"token ids must lie in [0, {vocab_size}), got {int(X.min())}..{int(X.max())}: encode "
-                         "the text with the vocabulary the model was built for")
 
 
 # %% notebooks/03-rnn.md · § Gradient clipping
@@ -1231,33 +1108,6 @@ def loss_by_offset(model: nn.Module, ids: torch.Tensor, block: int = 512):
         logits, _ = model(X.view(-1, block).T)  # (block, n / block, V): every block from a zero state
         reset = next_token_loss(logits, Y.view(-1, block).T, reduction="none").view(block, -1)[:, 1:]
     return reset.mean(dim=1).cpu(), stream.mean(dim=1).cpu()
-
-
-def offset_ranges(values: torch.Tensor) -> dict:
-    """Means of a per-offset curve (entry j - 1 for offset j) over the ranges 1, 2, 3-4, 5-8, ...
-
-    Explained in notebooks/03-rnn.md, § *The Time Machine*: carrying the state.
-    """
-    ranges, lo = {}, 1
-    while lo <= len(values):
-        hi = min(max(2 * lo - 2, lo), len(values))  # 1, 2, 3-4, 5-8, 9-16, ...
-        ranges[str(lo) if hi == lo else f"{lo}-{hi}"] = values[lo - 1:hi].mean().item()
-        lo = hi + 1
-    return ranges
-
-
-def memory_span(excess: torch.Tensor, tol: float = 0.005) -> int:
-    """How many characters of history (before the current one) a model uses, at the resolution of
-    ``offset_ranges``: the last offset of the last range whose mean excess loss is at least ``tol``
-    nats in size, 0 if none is (a model that reads the current character only).
-
-    Explained in notebooks/03-rnn.md, § *The Time Machine*: carrying the state.
-    """
-    span = 0
-    for name, value in offset_ranges(excess).items():
-        if abs(value) >= tol:
-            span = int(name.split("-")[-1])
-    return span
 
 
 # %% notebooks/03-rnn.md · § How far back does the RNN look?
@@ -1405,13 +1255,11 @@ class _RNNScan(torch.autograd.Function):
         return dA, dh0, dW  # d(xu) = dA: xu enters A_t with weight 1
 
 
-def rnn_scan(xu: torch.Tensor, h0: torch.Tensor, W: torch.Tensor):
+def _rnn_scan(xu: torch.Tensor, h0: torch.Tensor, W: torch.Tensor):
     """H_t = tanh(xu_t + H_{t-1} W) over a sequence.
 
     xu (T, B, H): the input's contribution X_t U + b at every step; h0 (B, H); W (H, H).
     Returns outputs (T, B, H) (every state H_1..H_T) and the final state H_T (B, H).
-
-    Explained in notebooks/04-bptt.md, § A fast RNN from the equations.
     """
     if needs_grad(xu, h0, W):
         return _RNNScan.apply(xu, h0, W)
@@ -1423,13 +1271,13 @@ def rnn_scan(xu: torch.Tensor, h0: torch.Tensor, W: torch.Tensor):
 class LSTM(nn.Module):
     """Long short-term memory (PyTorch's equations): input (T, B, D) -> outputs (T, B, H), state (h, c).
 
-    ``step`` is one step of the equations; ``forward`` runs the whole sequence, with the fast
-    hand-derived backward pass (``lstm_scan``) or, with ``fast=False``, step by step under autograd.
+    ``step`` is one step of the equations; ``forward`` runs the whole sequence step by step under
+    autograd or, with ``fast=True``, with the hand-derived backward pass of ``_lstm_scan``.
 
     Explained in notebooks/05-gated-rnns.md, § Long short-term memory.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, forget_bias: float = 1.0, fast: bool = True):
+    def __init__(self, input_size: int, hidden_size: int, forget_bias: float = 1.0, fast: bool = False):
         super().__init__()
         check_positive(input_size=input_size, hidden_size=hidden_size)
         D, H = input_size, hidden_size
@@ -1467,7 +1315,7 @@ class LSTM(nn.Module):
             h, c = (check_state(s, B, H, "LSTM") for s in state)
         gx = self.input_gates(x)  # (T, B, 4H)
         if self.fast:
-            outputs, h, c = lstm_scan(gx, h, c, self.W_h)
+            outputs, h, c = _lstm_scan(gx, h, c, self.W_h)
             return outputs, (h, c)
         outputs = []
         for gx_t in gx.unbind(0):  # (B, 4H) per step
@@ -1512,13 +1360,13 @@ def _copy_torch_weights(cell: nn.Module, module: nn.Module) -> nn.Module:
 class GRU(nn.Module):
     """Gated recurrent unit (PyTorch's equations): input (T, B, D) -> outputs (T, B, H), state h (B, H).
 
-    ``step`` is one step of the equations; ``forward`` runs the whole sequence, with the fast
-    hand-derived backward pass (``gru_scan``) or, with ``fast=False``, step by step under autograd.
+    ``step`` is one step of the equations; ``forward`` runs the whole sequence step by step under
+    autograd or, with ``fast=True``, with the hand-derived backward pass of ``_gru_scan``.
 
     Explained in notebooks/05-gated-rnns.md, § Gated recurrent units.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, fast: bool = True):
+    def __init__(self, input_size: int, hidden_size: int, fast: bool = False):
         super().__init__()
         check_positive(input_size=input_size, hidden_size=hidden_size)
         D, H = input_size, hidden_size
@@ -1548,7 +1396,7 @@ class GRU(nn.Module):
         h = x.new_zeros(B, H) if state is None else check_state(state, B, H, "GRU")
         gx = self.input_gates(x)  # (T, B, 3H)
         if self.fast:
-            return gru_scan(gx, h, self.W_h, self.b_h)
+            return _gru_scan(gx, h, self.W_h, self.b_h)
         outputs = []
         for gx_t in gx.unbind(0):  # (B, 3H) per step
             h, _ = self.step(gx_t, h)
@@ -1618,13 +1466,11 @@ class _GRUScan(torch.autograd.Function):
         return dGX, dH[0], dW_h, db_h
 
 
-def gru_scan(gx: torch.Tensor, h0: torch.Tensor, W_h: torch.Tensor, b_h: torch.Tensor):
+def _gru_scan(gx: torch.Tensor, h0: torch.Tensor, W_h: torch.Tensor, b_h: torch.Tensor):
     """PyTorch's GRU over a sequence.
 
     gx (T, B, 3H): x_t W_x + b_x, gates (r, z, n); h0 (B, H); W_h (H, 3H); b_h (3H,).
     Returns outputs (T, B, H) and the final state (B, H).
-
-    Explained in notebooks/05-gated-rnns.md, § Backpropagation through the gates.
     """
     if needs_grad(gx, h0, W_h, b_h):
         return _GRUScan.apply(gx, h0, W_h, b_h)
@@ -1689,13 +1535,11 @@ class _LSTMScan(torch.autograd.Function):
         return dG, dh, dc, dW_h
 
 
-def lstm_scan(gx: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, W_h: torch.Tensor):
+def _lstm_scan(gx: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, W_h: torch.Tensor):
     """The LSTM over a sequence.
 
     gx (T, B, 4H): x_t W_x + b (both biases), gates (i, f, g, o); h0, c0 (B, H); W_h (H, 4H).
     Returns outputs (T, B, H), the final h (B, H) and the final c (B, H).
-
-    Explained in notebooks/05-gated-rnns.md, § Backpropagation through the gates.
     """
     if needs_grad(gx, h0, c0, W_h):
         return _LSTMScan.apply(gx, h0, c0, W_h)
@@ -1767,14 +1611,6 @@ class StackedRNN(nn.Module):
 
 
 # %% notebooks/05-gated-rnns.md · § A task with a known memory span
-def recall_vocab_size(num_symbols: int = 8, num_distractors: int = 8) -> int:
-    """Tokens of the recall task: symbols, then distractors, then the query token (the last id).
-
-    Explained in notebooks/05-gated-rnns.md, § A task with a known memory span.
-    """
-    return num_symbols + num_distractors + 1
-
-
 def recall_batch(k: int, batch_size: int, num_symbols: int = 8, num_distractors: int = 8,
                  generator: torch.Generator | None = None):
     """A batch of the "recall the token k steps back" task: X, Y of shape (k + 1, B).
@@ -1794,73 +1630,6 @@ def recall_batch(k: int, batch_size: int, num_symbols: int = 8, num_distractors:
     Y = torch.full_like(X, IGNORE_INDEX)
     Y[k] = X[0]
     return X, Y
-
-
-def recall_accuracy(model, k: int, num_examples: int = 2000, seed: int = 2) -> float:
-    """Fraction of recall sequences (by default the task's test batch) whose symbol the model names.
-
-    Explained in notebooks/05-gated-rnns.md, § A task with a known memory span.
-    """
-    X, Y = recall_batch(k, num_examples, generator=torch.Generator().manual_seed(seed))
-    device = model_device(model)
-    with eval_mode(model):
-        logits = model(X.to(device))[0][-1]  # (B, V) at the query
-    return (logits.argmax(-1).cpu() == Y[-1]).float().mean().item()
-
-
-# %% notebooks/05-gated-rnns.md · § A task with a known memory span (2)
-@torch.no_grad()
-def gate_trace(model, X: torch.Tensor) -> dict:
-    """The gates of an RNNLanguageModel's GRU or LSTM cell at every step of token ids X (T, B), from a
-    zero state: gate name -> (T, B, H) (an LSTM's i, f, g, o; a GRU's r, z, n).
-
-    Explained in notebooks/05-gated-rnns.md, § A task with a known memory span.
-    """
-    cell = model.cell
-    if not hasattr(cell, "step"):
-        raise TypeError(f"gate_trace needs a gated cell with a step method, got {type(cell).__name__}")
-    X = X.to(model_device(model))
-    x = model.embed(X)  # (T, B, D)
-    gx = cell.input_gates(x)  # (T, B, kH)
-    h = x.new_zeros(X.shape[1], cell.hidden_size)
-    state, trace = ((h, h.clone()) if isinstance(cell, LSTM) else h), {}
-    for gx_t in gx.unbind(0):
-        state, gates = cell.step(gx_t, state)
-        for name, g in gates.items():
-            trace.setdefault(name, []).append(g)
-    return {name: torch.stack(values) for name, values in trace.items()}
-
-
-# %% notebooks/05-gated-rnns.md · § A task with a known memory span (3)
-def state_gradient_norms(model, X: torch.Tensor, Y: torch.Tensor) -> dict:
-    """||dL/dh_s|| for every step s of an RNNLanguageModel, L the loss at the last step only, and for
-    an LSTM also ||dL/dc_s||, the gradient reaching its cell state.
-
-    X, Y: (T, B) as from ``recall_batch``. Returns {"h": (T,)} or {"h": (T,), "c": (T,)}: entry
-    ``lag`` for the state ``lag`` steps before the last one (the mean over the batch of per-sequence
-    norms).
-
-    Explained in notebooks/05-gated-rnns.md, § A task with a known memory span.
-    """
-    device = model_device(model)
-    X, Y = X.to(device), Y.to(device)
-    x = model.embed(X)  # (T, B, D)
-    states, state, fast = [], None, model.cell.fast
-    model.cell.fast = False  # under autograd: the fused fast path would hide the path from c_t to h_t
-    try:
-        for x_t in x.unbind(0):
-            _, state = model.cell(x_t[None], state)  # one step
-            parts = tuple(state) if isinstance(state, (tuple, list)) else (state,)  # (h,) or an LSTM's (h, c)
-            for part in parts:
-                part.retain_grad()  # keep dL/dh_t (and dL/dc_t), which autograd would otherwise free
-            states.append(parts)
-    finally:
-        model.cell.fast = fast
-    loss = next_token_loss(model.output(states[-1][0])[None], Y[-1:], reduction="sum")  # from h_T
-    model.zero_grad(set_to_none=True)
-    loss.backward()
-    return {name: torch.stack([parts[i].grad.norm(dim=1).mean() for parts in states]).flip(0).detach().cpu()
-            for i, name in enumerate(("h", "c")[:len(states[0])])}  # (T,) each, index = lag
 
 
 # %% notebooks/06-beyond-language-models.md · § Bidirectional recurrent networks
@@ -2084,7 +1853,7 @@ class RNNClassifier(nn.Module):
         self.output = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        check_ids(X, self.embedding.num_embeddings)
+        check_sequence(X, self.embedding.num_embeddings, "RNNClassifier", ids=True)
         lengths = (X != self.pad).sum(0)  # (B,): real tokens per column (padding only at the end)
         x = self.embedding(X)  # (T, B, E)
         if self.bidirectional:

@@ -1,5 +1,5 @@
 """The speed engineering of the chapter's fast paths: the forward loops and the helpers that the
-hand-derived backward passes (``chapter.rnn_scan``, ``gru_scan``, ``lstm_scan``) run on.
+hand-derived backward passes (``chapter._rnn_scan``, ``_gru_scan``, ``_lstm_scan``) run on.
 
 Notebooks 04 and 05 derive and explain the backward passes; this module holds what only makes
 them fast, and the text points to it without walking through it: every step writes into

@@ -19,7 +19,7 @@ def points(chosen: experiments.Config, quick: bool = False) -> dict:
             for lr in (rates[:1] if quick else rates) for dropout in experiments.DROPOUT_GRID[chosen.dataset]}
 
 
-def configs(datasets=chapter.DATASETS) -> dict:
+def configs(datasets=experiments.DATASETS) -> dict:
     """(dataset, cell, hidden size, lr, dropout) -> Config of every point of the full grid: what its
     records must have been made with."""
     return {(dataset, chosen.cell, chosen.hidden_size, lr, dropout): config
@@ -27,7 +27,7 @@ def configs(datasets=chapter.DATASETS) -> dict:
             for (lr, dropout), config in points(chosen).items()}
 
 
-def run(quick: bool, datasets=chapter.DATASETS) -> list[dict]:
+def run(quick: bool, datasets=experiments.DATASETS) -> list[dict]:
     records = []
     for (dataset, _), chosen in experiments.GATED_CONFIGS.items():  # every cell and size the notebook trains
         if dataset not in datasets:

@@ -2,7 +2,7 @@
 after a reset of the state (``chapter.loss_by_offset``), for the RNN, the GRU and the LSTM with 256
 units, and for the LSTM trained with truncated BPTT over LONG_STEPS characters instead of 32 (with as
 many characters per update); every seed. The records hold the excess averaged over
-``chapter.offset_ranges``, the memory span and the test NLL read as one stream."""
+``measures.offset_ranges``, the memory span and the test NLL read as one stream."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import dataclasses
 import chapter
 import experiments
 from benchmarks.common import seeds
+from experiments import measures
 
 BLOCK = 512  # characters per block read from a zero state
 LONG_STEPS = 128  # the truncation length set against the chapter's num_steps = 32
@@ -34,7 +35,7 @@ def configs() -> dict:
     return found
 
 
-def run(quick: bool, datasets=chapter.DATASETS) -> list[dict]:
+def run(quick: bool, datasets=experiments.DATASETS) -> list[dict]:
     if "time-machine" not in datasets:  # measured on the book only
         return []
     _, _, _, test_ids = chapter.splits("time-machine")
@@ -45,8 +46,8 @@ def run(quick: bool, datasets=chapter.DATASETS) -> list[dict]:
             reset, stream = chapter.loss_by_offset(run.model, test_ids, block=BLOCK)
             excess = reset - stream
             records.append({"dataset": "time-machine", "model": label, "seed": seed, "num_steps": config.num_steps,
-                            "nll": stream.mean().item(), "span": chapter.memory_span(excess),
-                            "batch_size": config.batch_size, "excess": chapter.offset_ranges(excess),
+                            "nll": stream.mean().item(), "span": measures.memory_span(excess),
+                            "batch_size": config.batch_size, "excess": measures.offset_ranges(excess),
                             "config": dataclasses.asdict(run.config)})
             print(f"  {label:16s} seed {seed}: span {records[-1]['span']}, stream NLL {stream.mean():.4f}",
                   flush=True)

@@ -11,6 +11,7 @@ import torch
 import chapter
 import experiments
 from benchmarks.common import seeds
+from experiments import measures
 
 SGD_RATES = (0.1, 0.3, 1.0)
 SGD_SPANS = (5, 40)
@@ -18,7 +19,7 @@ SGD_SPANS = (5, 40)
 
 def _record(config, name: str) -> dict:
     run = experiments.train(config, progress=False)
-    accuracy = chapter.recall_accuracy(run.model, config.span, seed=config.seed + 2)  # the task's test batch
+    accuracy = measures.recall_accuracy(run.model, config.span, seed=config.seed + 2)  # the task's test batch
     print(f"  {name:20s} {config.optimizer:5s} lr {config.lr:<5g} k={config.span:3d} seed {config.seed}: "
           f"accuracy {accuracy:.2f} after {run.history.steps} updates", flush=True)
     return {"model": name, "span": config.span, "seed": config.seed, "accuracy": accuracy,

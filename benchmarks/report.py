@@ -115,7 +115,7 @@ def _save(plt, fig, path: Path) -> None:
 
 
 def _first_offset(name: str) -> int:
-    """The first offset of a range of ``chapter.offset_ranges`` ("1", "3-4", ...): results.json stores
+    """The first offset of a range of ``measures.offset_ranges`` ("1", "3-4", ...): results.json stores
     the ranges sorted as text, so "17-32" before "2"."""
     return int(name.split("-")[0])
 

@@ -10,7 +10,7 @@ import experiments
 from benchmarks.common import train_seeds
 
 
-def configs(datasets=chapter.DATASETS) -> dict:
+def configs(datasets=experiments.DATASETS) -> dict:
     """(dataset, label) -> Config of every model this area trains (what its records must have been made with)."""
     found = {(dataset, "RNN"): config for dataset, config in experiments.RNN_CONFIGS.items() if dataset in datasets}
     if "time-machine" in datasets:
@@ -19,7 +19,7 @@ def configs(datasets=chapter.DATASETS) -> dict:
     return found
 
 
-def run(quick: bool, datasets=chapter.DATASETS) -> list[dict]:
+def run(quick: bool, datasets=experiments.DATASETS) -> list[dict]:
     records = []
     for (_, label), config in configs(datasets).items():
         records += train_seeds(config, label, quick)

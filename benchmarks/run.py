@@ -33,6 +33,7 @@ from pathlib import Path
 
 from chapterdata import write_atomically
 from chapterkit import git_commit
+import experiments
 
 HERE = Path(__file__).resolve().parent
 AREAS = ["context", "rnn", "grid", "gated", "memory", "recall", "beyond", "speed"]  # in chapter order
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny budgets; writes results-quick.json")
     p.add_argument("--full-chapter", action="store_true",
                    help="speed: also execute every notebook in full mode (into a temporary folder) and time it")
-    p.add_argument("--dataset", nargs="+", choices=chapter.DATASETS,
+    p.add_argument("--dataset", nargs="+", choices=experiments.DATASETS,
                    help=f"train and replace the records of these datasets only (areas {', '.join(BY_DATASET)})")
     p.add_argument("--check", action="store_true",
                    help="train nothing: check that results.json matches the chapter's configurations (exit 1 if not)")

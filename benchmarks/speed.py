@@ -82,7 +82,9 @@ B, T, D, H = {tuple(shape)}
 torch.manual_seed(0)
 reference = torch.nn.{name}(D, H).cuda()
 x = torch.randn(T, B, D, device="cuda")
-graphed = _graphed(chapter.{name}.from_torch(reference).cuda(), x)
+fast = chapter.{name}.from_torch(reference).cuda()
+fast.fast = True
+graphed = _graphed(fast, x)
 s = time_forward_backward({{"torch.nn": reference, "graph": graphed}}, x, 20)
 print(json.dumps(s["graph"] / s["torch.nn"]))
 """
@@ -113,8 +115,8 @@ def _reps(shape, device) -> int:
 
 
 def time_cells(shapes=SHAPES, device=None, cells=("RNN", "GRU", "LSTM")) -> list[dict]:
-    """Each cell of the chapter against torch.nn's: the fast path (the default), the step-by-step
-    reference loop (``fast=False``) and, on CUDA, the fast path captured in CUDA graphs."""
+    """Each cell of the chapter against torch.nn's: the fast path (``fast=True``), the step-by-step
+    loop (the default) and, on CUDA, the fast path captured in CUDA graphs."""
     import chapter
 
     device = device or torch.device("cpu")
@@ -125,8 +127,8 @@ def time_cells(shapes=SHAPES, device=None, cells=("RNN", "GRU", "LSTM")) -> list
             torch.manual_seed(0)
             reference = getattr(torch.nn, name)(D, H).to(device)
             fast = getattr(chapter, name).from_torch(reference).to(device)
+            fast.fast = True
             loop = getattr(chapter, name).from_torch(reference).to(device)
-            loop.fast = False
             x = torch.randn(T, B, D, device=device)
             models = {"torch.nn": reference, "fast": fast, "step by step": loop}
             if device.type == "cpu" and B * T * H >= LOOP_LIMIT:

@@ -52,10 +52,8 @@ from chapter import (
     load_time_machine,
     name_batches,
     name_sex_splits,
-    quick_mode,
     random_batches,
     recall_batch,
-    recall_vocab_size,
     sequential_batches,
     set_seed,
     split_text,
@@ -64,6 +62,16 @@ from chapter import (
     without_spaces,
 )
 from chapterdata import data_dir, write_atomically
+from experiments.measures import recall_vocab_size
+
+DATASETS = ("surnames", "time-machine")  # the language-modelling data of the chapter
+
+
+def quick_mode() -> bool:
+    """True when ``CHAPTER_QUICK`` is set to anything but ``""``, ``0``, ``false`` or ``False``
+    (``make quick`` and the tests set ``CHAPTER_QUICK=1``): every configuration then trains with a
+    tiny budget (``Config.quick``), so that the whole chapter runs in seconds."""
+    return os.environ.get("CHAPTER_QUICK", "0") not in ("", "0", "false", "False")
 
 # ---------------------------------------------------------------------------------------------
 # Configurations and tasks
@@ -127,6 +135,45 @@ class Config:
 
 
 WINDOW_MODELS = ("mlp", "cnn")  # models that read a fixed window; the others are recurrent
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "sgd": partial(torch.optim.SGD, momentum=0.9)}
+
+
+class Plateau:
+    """The schedule every model of the chapter trains with (``fit``'s ``schedule``, one per run).
+
+    Called after each epoch with the validation loss and the learning rate, it returns the next
+    rate, or None to stop: after ``patience`` epochs without an improvement of more than
+    ``min_delta``, the rate times ``lr_decay`` (``fit`` then continues from the best weights), at
+    most ``decays`` times; the next such plateau stops training, and so does a validation loss
+    below ``stop_below``. ``patience=None`` never drops the rate.
+    """
+
+    def __init__(self, patience: int | None = None, decays: int = 0, lr_decay: float = 0.2, min_delta: float = 0.0,
+                 stop_below: float | None = None):
+        if (patience is not None and patience < 1) or decays < 0:
+            raise ValueError(f"need patience >= 1 (or None) and decays >= 0; got {patience}, {decays}")
+        if not 0 < lr_decay < 1:
+            raise ValueError(f"lr_decay must lie in (0, 1), got {lr_decay}")
+        self.patience, self.decays, self.lr_decay = patience, decays, lr_decay
+        self.min_delta, self.stop_below = min_delta, stop_below
+        self.best, self.waited = math.inf, 0
+
+    def __call__(self, valid_loss: float, lr: float) -> float | None:
+        self.waited = 0 if valid_loss < self.best - self.min_delta else self.waited + 1
+        self.best = min(self.best, valid_loss)
+        if self.stop_below is not None and valid_loss < self.stop_below:
+            return None
+        if self.patience is None or self.waited < self.patience:
+            return lr
+        if self.decays == 0:
+            return None
+        self.decays, self.waited = self.decays - 1, 0
+        return lr * self.lr_decay
+
+    @classmethod
+    def of(cls, config: Config) -> "Plateau":
+        """The schedule a configuration names."""
+        return cls(config.patience, config.decays, config.lr_decay, config.min_delta, config.stop_below)
 
 
 @dataclass
@@ -267,7 +314,11 @@ def spaces_task(config: Config) -> Task:
 # Models: one function per model name, (config, task, cls, cell) -> nn.Module, where cls and cell
 # (None: the chapter's) are the model's and the recurrent cell's classes
 
-CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM, "lstm, forget bias 3": partial(LSTM, forget_bias=3.0)}
+# The gated cells train on their opt-in fast path (notebook 05's hand-derived backward pass: the
+# same gradients, about 1.2 times faster on a CPU); the RNN on the autograd loop that notebook 03
+# trains, which on a CPU is as fast as its scan, so that these runs are notebook 03's.
+CELLS = {"rnn": RNN, "gru": partial(GRU, fast=True), "lstm": partial(LSTM, fast=True),
+         "lstm, forget bias 3": partial(LSTM, fast=True, forget_bias=3.0)}
 
 
 def mlp_model(config: Config, task: Task, cls=None, cell=None) -> nn.Module:
@@ -410,11 +461,12 @@ def train(config: Config, progress: bool = True, cache: bool = True, model=None,
     config, task, model = _task_and_model(config, model, cell)
     if cache and (run := _load_run(config, task, model)) is not None:
         return run
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}: choose one of {sorted(OPTIMIZERS)}")
     history = fit(model, task.train, task.valid, epochs=config.epochs, lr=config.lr,
-                  weight_decay=config.weight_decay, clip=config.clip, patience=config.patience,
-                  decays=config.decays, lr_decay=config.lr_decay, min_delta=config.min_delta,
-                  optimizer=config.optimizer, stop_below=config.stop_below, stateful=task.stateful,
-                  progress=progress, desc=f"{config.dataset} {config.label}")
+                  weight_decay=config.weight_decay, clip=config.clip, stateful=task.stateful,
+                  schedule=Plateau.of(config), optimizer=OPTIMIZERS[config.optimizer], progress=progress,
+                  desc=f"{config.dataset} {config.label}")
     nll = {split: evaluate(model, data, stateful) for split, (data, stateful) in task.held_out.items()}
     run = Run(config, model, task.vocab, history, nll)
     if cache:
@@ -493,7 +545,7 @@ def _cell_configs(dataset: str) -> dict:
     return configs
 
 
-GATED_CONFIGS = {(dataset, label): config for dataset in chapter.DATASETS
+GATED_CONFIGS = {(dataset, label): config for dataset in DATASETS
                  for label, config in _cell_configs(dataset).items()}  # (dataset, label) -> Config
 
 RECALL_CONFIG = Config("recall", "rnn", hidden_size=32, embedding_dim=None, batch_size=128, lr=1e-2, clip=1.0,

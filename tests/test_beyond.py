@@ -38,7 +38,7 @@ def sex_splits():
     return chapter.name_sex_splits()
 
 
-def test_load_name_sexes_counts_both_lists(sexes):
+def testload_name_sexes_counts_both_lists(sexes):
     assert sexes == dict(sorted(sexes.items()))  # sorted by name
     assert all(isinstance(f, int) and isinstance(m, int) and f + m > 0 for f, m in sexes.values())
     assert set(sexes) == set(chapter.load_first_names("both"))

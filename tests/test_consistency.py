@@ -11,6 +11,7 @@ import torch
 
 import chapter
 import experiments
+from experiments import measures
 from benchmarks import beyond, consistency, context, gated, grid, memory, recall, rnn
 from benchmarks.common import SEEDS
 from benchmarks.consistency import check
@@ -190,7 +191,7 @@ def _fake_run(config, **_):
 
 def test_the_records_a_full_run_makes_pass_the_check(monkeypatch):
     monkeypatch.setattr(experiments, "train", _fake_run)
-    monkeypatch.setattr(chapter, "recall_accuracy", lambda model, k, seed=2: 1.0)
+    monkeypatch.setattr(measures, "recall_accuracy", lambda model, k, seed=2: 1.0)
     records = _as_stored({"quality": rnn.run(quick=False) + gated.run(quick=False), "lr_grid": grid.run(quick=False),
                           "recall": recall.run(quick=False)})
     assert consistency.check_quality(records) == [p for p in consistency.check_quality({})

@@ -20,6 +20,7 @@ import chapter
 import experiments
 from chapter import sample
 from experiments import Config
+from experiments import measures
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread (conftest.py)
 
@@ -56,11 +57,11 @@ def test_evaluate_rejects_empty_data():
 
 def test_last_columns():
     X = torch.arange(12).view(2, 6)
-    assert torch.equal(chapter.last_columns(X, 2), X[:, 4:])
+    assert torch.equal(chapter._last_columns(X, 2), X[:, 4:])
     with pytest.raises(ValueError, match="too short"):
-        chapter.last_columns(X, 7)
+        chapter._last_columns(X, 7)
     with pytest.raises(ValueError, match=r"\(N, T\)"):
-        chapter.last_columns(torch.arange(6), 2)
+        chapter._last_columns(torch.arange(6), 2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,7 +136,7 @@ def test_select_ngram_picks_the_best_validation_cell():
     vocab = chapter.Vocab(names, reserved=[chapter.BOUNDARY])
     windows = chapter.name_windows(names, vocab, 4)
     data = chapter.WindowData("toy", vocab, windows, windows, windows)
-    model, grid = chapter.select_ngram(data, orders=(1, 2, 3), ks=(0.1, 1.0))
+    model, grid = measures.select_ngram(data, orders=(1, 2, 3), ks=(0.1, 1.0))
     assert set(grid) == {(o, k) for o in (1, 2, 3) for k in (0.1, 1.0)}
     best = min(grid, key=grid.get)
     assert (model.order, model.k) == best
@@ -461,8 +462,8 @@ def test_temperature_limits():
 
 def test_sample_origins():
     samples = ["garcia", "lopez", "maria", "zzz"]
-    origins = chapter.sample_origins(samples, train_names=["garcia", "lopez"],
+    origins = measures.sample_origins(samples, train_names=["garcia", "lopez"],
                                      real_names=["maria", "lopez"])
     assert origins == {"copied": 0.5, "real, unseen": 0.25, "invented": 0.25}
     with pytest.raises(ValueError, match="no samples"):
-        chapter.sample_origins([], ["a"], ["b"])
+        measures.sample_origins([], ["a"], ["b"])

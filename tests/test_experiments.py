@@ -70,7 +70,7 @@ def test_train_returns_a_run_scored_on_every_split(key):
     window = config.model in experiments.WINDOW_MODELS
     assert isinstance(run.model, chapter.RNNLanguageModel) != window
     if not window:
-        assert isinstance(run.model.cell, experiments.CELLS[config.cell])
+        assert type(run.model.cell) is type(experiments.CELLS[config.cell](1, 1))
     assert set(run.nll) == {"train", "valid", "test"}
     untrained = untrained_nll(config)
     for split, nll in run.nll.items():  # a little training lowered the loss on every split
@@ -122,7 +122,7 @@ def test_config_with_a_misspelt_field_is_refused():
 
 
 def test_registries_hold_the_chapters_tasks_and_models():
-    assert set(chapter.DATASETS) <= set(experiments.TASKS)
+    assert set(experiments.DATASETS) <= set(experiments.TASKS)
     assert {"surnames", "time-machine", "recall", "first-names", "spaces"} <= set(experiments.TASKS)
     assert {"mlp", "cnn", "rnn", "classifier", "tagger"} <= set(experiments.MODELS)
     assert set(experiments.WINDOW_MODELS) <= set(experiments.MODELS)
@@ -136,13 +136,13 @@ def _pieces(batches):
 
 def test_by_length_cuts_sorted_runs_of_nearly_equal_size():
     words = ["ab", "a", "abcd", "abc", "abcde", "b", "abcdef"]
-    runs = chapter.by_length(words, 3)
+    runs = chapter._by_length(words, 3)
     assert [len(run) for run in runs] == [2, 2, 3]
     assert sum(runs, []) == sorted(words, key=len)  # stable: "a" before "b"
-    assert chapter.by_length(["x"], 4) == [["x"]]  # no empty runs
+    assert chapter._by_length(["x"], 4) == [["x"]]  # no empty runs
     for bad in (0, -1, 1.5):
         with pytest.raises(ValueError, match="parts"):
-            chapter.by_length(words, bad)
+            chapter._by_length(words, bad)
 
 
 def _name_lists(batch, vocab):
@@ -165,7 +165,7 @@ def test_name_batches_in_parts_hold_the_same_names_with_less_padding():
 def test_a_step_on_parts_is_the_step_on_the_whole_batch():
     vocab, train_names, _, _ = chapter.splits("surnames")
     batch = chapter.pad_names(train_names[:64], vocab)
-    parts = chapter.Parts(chapter.pad_names(run, vocab) for run in chapter.by_length(train_names[:64], 4))
+    parts = chapter.Parts(chapter.pad_names(run, vocab) for run in chapter._by_length(train_names[:64], 4))
     steps = []
     for data in ([batch], [parts]):
         torch.manual_seed(0)
@@ -182,7 +182,7 @@ def test_a_step_on_parts_is_the_step_on_the_whole_batch():
 
 def test_a_stateful_model_refuses_parts():
     vocab, train_names, _, _ = chapter.splits("surnames")
-    parts = chapter.Parts(chapter.pad_names(run, vocab) for run in chapter.by_length(train_names[:8], 2))
+    parts = chapter.Parts(chapter.pad_names(run, vocab) for run in chapter._by_length(train_names[:8], 2))
     model = chapter.RNNLanguageModel(len(vocab), 4)
     with pytest.raises(ValueError, match="Parts"):
         chapter._train_epoch(model, [parts], torch.optim.SGD(model.parameters(), lr=0.1), None, True,
@@ -306,7 +306,8 @@ shell.run_line_magic("load_ext", "chapterkit")
 assert shell.run_cell("%%save\n" + CHAPTER_PY.read_text(encoding="utf-8")).success
 assert "CHAPTER_CODE_EDITS" not in os.environ
 # the reader edits a cell for an exercise (here notebook 03's input check, which now wipes the input)
-assert shell.run_cell("%%save\ndef check_ids(X, vocab_size):\n    X.zero_()\n").success
+assert shell.run_cell("%%save\ndef check_sequence(x, input_size, who, ids=False):\n    x.zero_()\n"
+                      "    return x.shape[0], x.shape[1]\n").success
 import experiments
 config = eval(sys.argv[1], vars(experiments))
 # and trains the notebook's model and cell, unchanged themselves, but calling the changed check
@@ -394,11 +395,12 @@ def test_fit_decreases_the_loss_on_a_tiny_problem():
     assert history.steps == 20 * len(batches) and history.seconds > 0
 
 
-@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+@pytest.mark.parametrize("optimizer", sorted(experiments.OPTIMIZERS))
 def test_fit_without_validation_data(optimizer):
     torch.manual_seed(0)
     X, Y = _toy({0: 1, 1: 0})
-    history = fit(Lookup(2), [(X, Y)], epochs=5, lr=0.1, optimizer=optimizer, patience=1, progress=False)
+    history = fit(Lookup(2), [(X, Y)], epochs=5, lr=0.1, optimizer=experiments.OPTIMIZERS[optimizer],
+                  schedule=experiments.Plateau(patience=1), progress=False)
     assert len(history.train_loss) == 5 and history.valid_loss == []  # no validation: no early stopping
     assert history.best_epoch == -1 and history.best_valid == math.inf
     assert history.train_loss[-1] < history.train_loss[0]
@@ -426,14 +428,26 @@ def test_fit_and_evaluate_refuse_one_shot_iterators():
         chapter.evaluate(Lookup(2), ((X, Y) for _ in range(1)))
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(epochs=0), "got 0, None, 0"), (dict(patience=0), "got 10, 0, 0"), (dict(decays=-1), "got 10, None, -1"),
-    (dict(lr_decay=1.0), "lr_decay"), (dict(lr_decay=0.0), "lr_decay"), (dict(optimizer="adam"), "optimizer"),
-])
+@pytest.mark.parametrize("kwargs,match", [(dict(epochs=0), "epochs must be a positive integer"),
+                                          (dict(clip=0.0), "clip must be > 0")])
 def test_fit_rejects_bad_arguments(kwargs, match):
     X, Y = _toy({0: 1})
     with pytest.raises(ValueError, match=match):
         fit(Lookup(2), [(X, Y)], [(X, Y)], progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(patience=0), "got 0, 0"), (dict(decays=-1), "got None, -1"),
+    (dict(lr_decay=1.0), "lr_decay"), (dict(lr_decay=0.0), "lr_decay"),
+])
+def test_the_schedule_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        experiments.Plateau(**kwargs)
+
+
+def test_train_names_the_optimizers_when_one_is_unknown():
+    with pytest.raises(ValueError, match=r"unknown optimizer 'adam'.*adamw.*sgd"):
+        train(dataclasses.replace(TINY["surnames", "mlp"], optimizer="adam"), progress=False, cache=False)
 
 
 def test_fit_rejects_data_without_batches():
@@ -493,8 +507,14 @@ class Scripted(nn.Module):
 SCRIPT_DATA = [(torch.zeros(4, 1, dtype=torch.long), torch.zeros(4, dtype=torch.long))]
 
 
+def _fit(model, train_data, valid_data, epochs, lr, **schedule):
+    """fit with the chapter's schedule, ``experiments.Plateau(**schedule)``."""
+    return fit(model, train_data, valid_data, epochs=epochs, lr=lr, schedule=experiments.Plateau(**schedule),
+               progress=False)
+
+
 def _fit_scripted(losses, **kwargs):
-    return fit(Scripted(losses), SCRIPT_DATA, SCRIPT_DATA, progress=False, **kwargs)
+    return _fit(Scripted(losses), SCRIPT_DATA, SCRIPT_DATA, **kwargs)
 
 
 def test_lr_drops_after_patience_epochs_without_an_improvement_of_min_delta():
@@ -535,7 +555,7 @@ def test_decays_restore_the_best_weights_and_training_ends_with_them():
     valid = [_toy({0: 1, 1: 2, 2: 0})]
     model = Lookup(3)
     kwargs = dict(epochs=50, lr=0.05, patience=2, decays=2, lr_decay=0.5)
-    h = fit(model, train_data, valid, progress=False, **kwargs)
+    h = _fit(model, train_data, valid, **kwargs)
     assert h.best_epoch == 0
     assert h.lr == [0.05] * 3 + [0.025] * 2 + [0.0125] * 2  # stopped after 1 + 2 * 3 epochs
     assert_consistent(h, **kwargs)

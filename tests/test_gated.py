@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import chapter
 import experiments
 from chapter import GRU, LSTM, RNN, StackedRNN
+from experiments import measures
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread (conftest.py)
 
@@ -52,7 +53,7 @@ def test_cell_matches_torch(ours_cls, torch_cls, shape, dtype, with_state, fast)
     torch.manual_seed(T * 1000 + B * 100 + D * 10 + H)
     ref = torch_cls(D, H).to(dtype)
     ours = ours_cls.from_torch(ref)
-    assert ours.fast  # the default
+    assert not ours.fast  # the default: the loop under autograd
     ours.fast = fast
     assert ours.W_x.dtype == dtype
     x = torch.randn(T, B, D, dtype=dtype)
@@ -153,10 +154,10 @@ def test_from_torch_rejects_what_it_cannot_copy():
         GRU.from_torch(torch.nn.GRU(3, 4, batch_first=True))
 
 
-# --- the fast cells (gru_scan, lstm_scan) against the step-by-step loop ------------------------
+# --- the fast cells (_gru_scan, _lstm_scan) against the step-by-step loop ------------------------
 
 CELL_CLASSES = {"RNN": RNN, "GRU": GRU, "LSTM": LSTM}
-SCANS = {"RNN": chapter.rnn_scan, "GRU": chapter.gru_scan, "LSTM": chapter.lstm_scan}
+SCANS = {"RNN": chapter._rnn_scan, "GRU": chapter._gru_scan, "LSTM": chapter._lstm_scan}
 
 
 def twins(name, D, H, dtype=torch.float64, seed=0):
@@ -315,7 +316,7 @@ def test_gate_trace_gives_gates_that_rebuild_the_states(name, embedding_dim):
     torch.manual_seed(0)
     model = chapter.RNNLanguageModel(7, 5, cell=CELL_CLASSES[name], embedding_dim=embedding_dim).double()
     X = torch.randint(7, (9, 3))
-    trace = chapter.gate_trace(model, X)
+    trace = measures.gate_trace(model, X)
     assert all(g.shape == (9, 3, 5) for g in trace.values())
     x = model.embedding(X) if embedding_dim else torch.nn.functional.one_hot(X, 7).double()
     outputs, _ = model.cell(x)
@@ -338,7 +339,7 @@ def test_gate_trace_gives_gates_that_rebuild_the_states(name, embedding_dim):
 
 def test_gate_trace_needs_a_gated_cell():
     with pytest.raises(TypeError, match="gated cell"):
-        chapter.gate_trace(chapter.RNNLanguageModel(5, 3), torch.randint(5, (4, 2)))
+        measures.gate_trace(chapter.RNNLanguageModel(5, 3), torch.randint(5, (4, 2)))
 
 
 # --- the stacked network ----------------------------------------------------------------------
@@ -420,7 +421,7 @@ def test_language_model_accepts_gated_cells():
 def test_recall_answer_is_k_steps_back(k, B, S, N, seed):
     X, Y = chapter.recall_batch(k, B, num_symbols=S, num_distractors=N,
                                 generator=torch.Generator().manual_seed(seed))
-    V = chapter.recall_vocab_size(S, N)
+    V = measures.recall_vocab_size(S, N)
     assert X.shape == Y.shape == (k + 1, B)
     assert X.dtype == Y.dtype == torch.long
     assert ((0 <= X) & (X < V)).all()
@@ -445,9 +446,9 @@ def test_recall_batch_is_reproducible_and_varied():
 
 def test_state_gradient_norms_matches_autograd_on_a_tiny_case():
     torch.manual_seed(0)
-    model = chapter.RNNLanguageModel(chapter.recall_vocab_size(), 4, cell=RNN).double()
+    model = chapter.RNNLanguageModel(measures.recall_vocab_size(), 4, cell=RNN).double()
     X, Y = chapter.recall_batch(5, 3, generator=torch.Generator().manual_seed(0))
-    norms = chapter.state_gradient_norms(model, X, Y)
+    norms = measures.state_gradient_norms(model, X, Y)
     assert set(norms) == {"h"}  # an RNN's state has no cell
     norms = norms["h"]
     assert norms.shape == (6,)
@@ -463,23 +464,23 @@ def test_state_gradient_norms_matches_autograd_on_a_tiny_case():
 
 def test_state_gradient_norms_of_an_lstm_include_the_cell_state():
     torch.manual_seed(0)
-    model = chapter.RNNLanguageModel(chapter.recall_vocab_size(), 4, cell=LSTM).double()
+    model = chapter.RNNLanguageModel(measures.recall_vocab_size(), 4, cell=LSTM).double()
     X, Y = chapter.recall_batch(5, 3, generator=torch.Generator().manual_seed(0))
-    norms = chapter.state_gradient_norms(model, X, Y)
+    norms = measures.state_gradient_norms(model, X, Y)
     assert set(norms) == {"h", "c"} and norms["h"].shape == norms["c"].shape == (6,)
     # lag 0 by hand: dL/dc_T = dL/dh_T * o_T * (1 - tanh(c_T)^2), since h_T = o_T * tanh(c_T)
     h_T, c_T = model(X)[1]
     p = torch.softmax(model.output(h_T), -1)
     p[torch.arange(3), Y[-1]] -= 1
     dh = p @ model.output.weight
-    o_T = chapter.gate_trace(model, X)["o"][-1]
+    o_T = measures.gate_trace(model, X)["o"][-1]
     torch.testing.assert_close(norms["h"][0], dh.norm(dim=1).mean())
     torch.testing.assert_close(norms["c"][0], (dh * o_T * (1 - torch.tanh(c_T) ** 2)).norm(dim=1).mean())
     # one step back, by autograd from c_{T-1}: through c_T, and through h_{T-1} = o_{T-1} * tanh(c_{T-1})
     x = torch.nn.functional.one_hot(X, model.vocab_size).double()
     _, (_, c_prev) = model.cell(x[:-1])
     c_prev = c_prev.detach().requires_grad_()
-    h_prev = chapter.gate_trace(model, X)["o"][-2] * torch.tanh(c_prev)
+    h_prev = measures.gate_trace(model, X)["o"][-2] * torch.tanh(c_prev)
     _, (h, _) = model.cell(x[-1:], (h_prev, c_prev))
     loss = chapter.next_token_loss(model.output(h)[None], Y[-1:], reduction="sum")
     (grad,) = torch.autograd.grad(loss, c_prev)
@@ -498,7 +499,7 @@ def test_recall_task_trains_through_the_driver():
     X, Y = chapter.recall_batch(3, 2000, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         expected = (run.model.eval()(X)[0][-1].argmax(-1) == Y[-1]).float().mean().item()
-    assert chapter.recall_accuracy(run.model, 3) == expected
+    assert measures.recall_accuracy(run.model, 3) == expected
 
 
 def test_recall_is_learnable_at_a_short_span_and_stop_below_ends_training():
@@ -506,7 +507,7 @@ def test_recall_is_learnable_at_a_short_span_and_stop_below_ends_training():
                                  stop_below=0.05)
     run = experiments.train(config, cache=False, progress=False)
     assert run.history.valid_loss[-1] < 0.05 and len(run.history.valid_loss) < 20  # solved: stopped early
-    assert chapter.recall_accuracy(run.model, 2) > 0.9
+    assert measures.recall_accuracy(run.model, 2) > 0.9
 
 
 def test_recall_task_batches():
@@ -517,7 +518,7 @@ def test_recall_task_batches():
     assert all(X.shape == Y.shape == (7, 32) for X, Y in batches)
     assert not torch.equal(batches[0][0], list(task.train())[0][0])  # fresh batches every epoch
     (Xv, Yv), = task.valid
-    assert Xv.shape == (7, 1000) and task.num_tokens == chapter.recall_vocab_size()
+    assert Xv.shape == (7, 1000) and task.num_tokens == measures.recall_vocab_size()
     assert task.held_out["valid"][0] is task.valid
     assert task.held_out["test"][0][0][0].shape == (7, 2000)
 
@@ -529,17 +530,18 @@ def test_recall_accuracy_of_an_oracle_is_one():
             self.dummy = torch.nn.Parameter(torch.zeros(1))
 
         def forward(self, X):
-            return torch.nn.functional.one_hot(X[:1].expand_as(X), chapter.recall_vocab_size()).float(), None
+            return torch.nn.functional.one_hot(X[:1].expand_as(X), measures.recall_vocab_size()).float(), None
 
-    assert chapter.recall_accuracy(Oracle(), 7) == 1.0
+    assert measures.recall_accuracy(Oracle(), 7) == 1.0
 
 
 # --- the gated language models' configurations -----------------------------------------------
 
 def test_cells_registry():
-    assert {"rnn": RNN, "gru": GRU, "lstm": LSTM}.items() <= experiments.CELLS.items()
-    lstm3 = experiments.CELLS["lstm, forget bias 3"](3, 4)
-    assert isinstance(lstm3, LSTM) and (lstm3.b_x[4:8] > 2).all()
+    cells = {name: experiments.CELLS[name](3, 4) for name in ("rnn", "gru", "lstm", "lstm, forget bias 3")}
+    assert [type(cell) for cell in cells.values()] == [RNN, GRU, LSTM, LSTM]
+    assert [cell.fast for cell in cells.values()] == [False, True, True, True]  # the gated cells' fast path
+    assert (cells["lstm, forget bias 3"].b_x[4:8] > 2).all()
     assert set(experiments.RECALL_CELLS.values()) <= set(experiments.CELLS)
 
 
@@ -565,10 +567,10 @@ def test_chosen_has_a_point_for_every_cell_and_size_and_nothing_else():
     """CHOSEN holds one grid point for each cell and size that notebook 05 trains (whether each is the
     grid's best is a question for the benchmark's records: `make bench-check`, benchmarks/consistency.py)."""
     assert {(d, c.cell, c.hidden_size) for (d, _), c in experiments.GATED_CONFIGS.items()} == set(experiments.CHOSEN)
-    assert set(experiments.LR_GRID) == set(experiments.DROPOUT_GRID) == set(chapter.DATASETS)
+    assert set(experiments.LR_GRID) == set(experiments.DROPOUT_GRID) == set(experiments.DATASETS)
 
 
-@pytest.mark.parametrize("dataset", chapter.DATASETS)
+@pytest.mark.parametrize("dataset", experiments.DATASETS)
 def test_equal_parameter_sizes_have_about_the_rnns_parameters(dataset):
     vocab_size = len(chapter.splits(dataset)[0])
     task = experiments.Task(None, lambda: [], [], {}, num_tokens=vocab_size)

@@ -66,11 +66,11 @@ MODELS = {  # name -> (builder, batches)
     "MLP": (lambda: chapter.MLPContext(V, 4, 4, 8), _lm_batches(4)),
     "causal CNN": (lambda: chapter.CausalCNN(V, 2, 4, 8), _lm_batches(4)),
     "RNN": (_lm(chapter.RNN), _lm_batches(None)),
-    "RNN, loop": (_lm(partial(chapter.RNN, fast=False)), _lm_batches(None)),
+    "RNN, fast": (_lm(partial(chapter.RNN, fast=True)), _lm_batches(None)),
     "GRU": (_lm(chapter.GRU), _lm_batches(None)),
-    "GRU, loop": (_lm(partial(chapter.GRU, fast=False)), _lm_batches(None)),
+    "GRU, fast": (_lm(partial(chapter.GRU, fast=True)), _lm_batches(None)),
     "LSTM": (_lm(chapter.LSTM), _lm_batches(None)),
-    "LSTM, loop": (_lm(partial(chapter.LSTM, fast=False)), _lm_batches(None)),
+    "LSTM, fast": (_lm(partial(chapter.LSTM, fast=True)), _lm_batches(None)),
     "RNN, one-hot": (lambda: chapter.RNNLanguageModel(V, 8), _lm_batches(None)),
     "stacked LSTM": (_lm(lambda d, h: chapter.StackedRNN(d, h, 2, cell=chapter.LSTM)), _lm_batches(None)),
     "classifier": (lambda: chapter.RNNClassifier(V, 2, 8, chapter.GRU, 4, pad=PAD), _classification_batches(False)),
@@ -188,9 +188,9 @@ def test_scans_gradcheck_on_the_gpu():
     torch.manual_seed(0)
     T, B, H = 3, 2, 3
     rand = lambda *s: torch.randn(*s, dtype=torch.float64, device=DEVICE).requires_grad_()
-    assert torch.autograd.gradcheck(chapter.rnn_scan, [rand(T, B, H), rand(B, H), rand(H, H)])
-    assert torch.autograd.gradcheck(chapter.gru_scan, [rand(T, B, 3 * H), rand(B, H), rand(H, 3 * H), rand(3 * H)])
-    assert torch.autograd.gradcheck(chapter.lstm_scan, [rand(T, B, 4 * H), rand(B, H), rand(B, H), rand(H, 4 * H)])
+    assert torch.autograd.gradcheck(chapter._rnn_scan, [rand(T, B, H), rand(B, H), rand(H, H)])
+    assert torch.autograd.gradcheck(chapter._gru_scan, [rand(T, B, 3 * H), rand(B, H), rand(H, 3 * H), rand(3 * H)])
+    assert torch.autograd.gradcheck(chapter._lstm_scan, [rand(T, B, 4 * H), rand(B, H), rand(B, H), rand(H, 4 * H)])
 
 
 TORCH_KINDS = {"RNN": nn.RNN, "GRU": nn.GRU, "LSTM": nn.LSTM}

@@ -11,6 +11,7 @@ from torch import nn
 import chapter
 import experiments
 from chapter import BOUNDARY, IGNORE_INDEX, Vocab
+from experiments import measures
 
 NAMES = ["ana", "luis", "mar"]
 
@@ -106,12 +107,12 @@ def test_bptt_refuses_truncate_zero_and_a_model_with_active_dropout():
 
 def test_recall_accuracy_scores_in_eval_mode_and_restores_the_mode():
     torch.manual_seed(0)
-    model = chapter.RNNLanguageModel(chapter.recall_vocab_size(), 8, chapter.GRU, dropout=0.5)
+    model = chapter.RNNLanguageModel(measures.recall_vocab_size(), 8, chapter.GRU, dropout=0.5)
     modes = []
     model.register_forward_pre_hook(lambda module, args: modes.append(module.training))
-    first = chapter.recall_accuracy(model, 3, num_examples=200)
+    first = measures.recall_accuracy(model, 3, num_examples=200)
     assert modes == [False] and model.training  # scored in eval mode, and the mode restored
-    assert chapter.recall_accuracy(model, 3, num_examples=200) == first  # no dropout noise
+    assert measures.recall_accuracy(model, 3, num_examples=200) == first  # no dropout noise
 
 
 @pytest.mark.parametrize("cell", [chapter.GRU, chapter.LSTM])

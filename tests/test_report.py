@@ -97,7 +97,7 @@ def test_bench_quick_trains_with_tiny_budgets_and_a_full_bench_never_does(tmp_pa
     from benchmarks import run as bench
 
     seen = []
-    area = types.SimpleNamespace(run=lambda quick: seen.append((quick, chapter.quick_mode())) or [])
+    area = types.SimpleNamespace(run=lambda quick: seen.append((quick, experiments.quick_mode())) or [])
     monkeypatch.setattr(bench, "HERE", tmp_path)  # results and report go to tmp_path
     (tmp_path / "rnn.py").write_text("")
     monkeypatch.setattr("benchmarks.report.write_report", lambda results, path: path.write_text("report\n"))
@@ -119,7 +119,7 @@ def test_bench_for_one_dataset_replaces_only_that_datasets_records(tmp_path, mon
 
     seen = []
 
-    def grid(quick, datasets=chapter.DATASETS):
+    def grid(quick, datasets=experiments.DATASETS):
         seen.append(datasets)
         return [{"dataset": d, "cell": "rnn", "lr": 1.0} for d in datasets]
 
@@ -134,7 +134,7 @@ def test_bench_for_one_dataset_replaces_only_that_datasets_records(tmp_path, mon
     kept = json.loads((tmp_path / "results.json").read_text())["lr_grid"]
     assert sorted((r["dataset"], r["lr"]) for r in kept) == [("surnames", 0.5), ("time-machine", 1.0)]
     assert bench.main(["--only", "grid"]) == 0  # without --dataset the area's records are replaced whole
-    assert seen[-1] == chapter.DATASETS
+    assert seen[-1] == experiments.DATASETS
     assert len(json.loads((tmp_path / "results.json").read_text())["lr_grid"]) == 2
     with pytest.raises(SystemExit):  # the recall task has no dataset to choose
         bench.main(["--only", "recall", "--dataset", "surnames"])

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import chapter
 import experiments
 from chapter import RNN, RNNLanguageModel, Vocab, clip_gradients, sample
+from experiments import measures
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread (conftest.py)
 
@@ -145,7 +146,7 @@ def test_clip_gradients_bad_max_norm():
 
 
 # ---------------------------------------------------------------------------------------------
-# The fast RNN (rnn_scan, notebook 04's backward) against the step-by-step loop
+# The fast RNN (_rnn_scan, notebook 04's backward) against the step-by-step loop
 # ---------------------------------------------------------------------------------------------
 
 
@@ -318,14 +319,14 @@ def _stub_task(num_tokens):
     return experiments.Task(None, lambda: [], [], {}, num_tokens=num_tokens)
 
 
-@pytest.mark.parametrize("dataset", chapter.DATASETS)
+@pytest.mark.parametrize("dataset", experiments.DATASETS)
 def test_rnn_configs_build_one_hot_rnn_language_models(dataset):
     config = experiments.RNN_CONFIGS[dataset]
-    assert set(experiments.RNN_CONFIGS) == set(chapter.DATASETS)
+    assert set(experiments.RNN_CONFIGS) == set(experiments.DATASETS)
     assert (config.dataset, config.model, config.cell, config.embedding_dim) == (dataset, "rnn", "rnn", None)
     assert experiments.CELLS["rnn"] is RNN
     model = experiments.MODELS["rnn"](config, _stub_task(28))
-    assert isinstance(model, RNNLanguageModel) and type(model.cell) is RNN and model.cell.fast
+    assert isinstance(model, RNNLanguageModel) and type(model.cell) is RNN and not model.cell.fast  # notebook 03 trains the loop
     assert model.embedding is None and model.cell.input_size == 28  # one-hot: X_t U is the textbook's
     assert model.cell.hidden_size == config.hidden_size and model.dropout.p == config.dropout
     assert model.output.out_features == 28
@@ -376,9 +377,9 @@ def test_a_model_with_a_known_memory_has_no_excess_loss_beyond_it():
         assert excess.shape == (32,)
         assert excess[span - 1:].abs().max() < 1e-12  # from offset `span` on it has all it uses
         assert excess[span - 2].abs() > 0.01  # one character fewer changes its loss
-        assert chapter.memory_span(excess) == span - 1  # characters of history; 1, 4, 8 end a range
+        assert measures.memory_span(excess) == span - 1  # characters of history; 1, 4, 8 end a range
     reset, stream = chapter.loss_by_offset(Memoryless(5), ids, block=32)
-    assert (reset - stream).abs().max() < 1e-6 and chapter.memory_span(reset - stream) == 0
+    assert (reset - stream).abs().max() < 1e-6 and measures.memory_span(reset - stream) == 0
 
 
 def test_loss_by_offset_reads_blocks_from_a_zero_state_and_the_stream_whole():
@@ -397,7 +398,7 @@ def test_loss_by_offset_reads_blocks_from_a_zero_state_and_the_stream_whole():
 
 
 def test_offset_ranges_double():
-    ranges = chapter.offset_ranges(torch.arange(1.0, 21.0))  # the value at offset j is j
+    ranges = measures.offset_ranges(torch.arange(1.0, 21.0))  # the value at offset j is j
     assert list(ranges) == ["1", "2", "3-4", "5-8", "9-16", "17-20"]
     assert ranges["5-8"] == 6.5 and ranges["17-20"] == 18.5
 

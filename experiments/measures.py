@@ -1,0 +1,132 @@
+"""Measurements the chapter's notebooks print and ``make bench`` records, kept out of ``chapter.py``:
+a later chapter imports the models and the data from ``chapter``, not these.
+
+* ``select_ngram``: the n-gram order and smoothing chosen on validation (notebook 02);
+* ``sample_origins``: how often samples copy a training name (notebook 02);
+* ``offset_ranges``, ``memory_span``: a per-offset loss curve summed up (notebooks 03 and 05);
+* ``recall_vocab_size``, ``recall_accuracy``: the recall task's tokens and score (notebook 05);
+* ``gate_trace``, ``state_gradient_norms``: a gated cell's gates and gradients, step by step (notebook 05).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+
+from chapter import (LSTM, NGramModel, WindowData, eval_batches, eval_mode, evaluate, model_device, next_token_loss,
+                     recall_batch)
+
+NGRAM_ORDERS = (1, 2, 3, 4, 5, 6)
+NGRAM_KS = (0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def select_ngram(data: WindowData, orders=NGRAM_ORDERS, ks=NGRAM_KS):
+    """Fit every order on the training windows; return the model (order, k) best on validation
+    and a dict {(order, k): validation NLL}."""
+    valid = eval_batches(*data.valid)
+    grid, best = {}, None
+    for order in orders:
+        model = NGramModel(len(data.vocab), order).count(*data.train)
+        for k in ks:
+            model.k = k
+            grid[order, k] = evaluate(model, valid)
+            if best is None or grid[order, k] < grid[best]:
+                best = (order, k)
+    model = NGramModel(len(data.vocab), best[0], best[1]).count(*data.train)
+    return model, grid
+
+
+def sample_origins(samples: Sequence[str], train_names: Iterable[str], real_names: Iterable[str]) -> dict:
+    """Fractions of samples that copy a training name, are real names the model never saw
+    (in ``real_names`` but not in training), or are invented (neither)."""
+    if len(samples) == 0:
+        raise ValueError("sample_origins got no samples")
+    train, real = set(train_names), set(real_names)
+    copied = sum(s in train for s in samples)
+    unseen = sum(s not in train and s in real for s in samples)
+    n = len(samples)
+    return {"copied": copied / n, "real, unseen": unseen / n, "invented": (n - copied - unseen) / n}
+
+
+def offset_ranges(values: torch.Tensor) -> dict:
+    """Means of a per-offset curve (entry j - 1 for offset j) over the ranges 1, 2, 3-4, 5-8, ..."""
+    ranges, lo = {}, 1
+    while lo <= len(values):
+        hi = min(max(2 * lo - 2, lo), len(values))  # 1, 2, 3-4, 5-8, 9-16, ...
+        ranges[str(lo) if hi == lo else f"{lo}-{hi}"] = values[lo - 1:hi].mean().item()
+        lo = hi + 1
+    return ranges
+
+
+def memory_span(excess: torch.Tensor, tol: float = 0.005) -> int:
+    """How many characters of history (before the current one) a model uses, at the resolution of
+    ``offset_ranges``: the last offset of the last range whose mean excess loss is at least ``tol``
+    nats in size, 0 if none is (a model that reads the current character only)."""
+    span = 0
+    for name, value in offset_ranges(excess).items():
+        if abs(value) >= tol:
+            span = int(name.split("-")[-1])
+    return span
+
+
+def recall_vocab_size(num_symbols: int = 8, num_distractors: int = 8) -> int:
+    """Tokens of the recall task: symbols, then distractors, then the query token (the last id)."""
+    return num_symbols + num_distractors + 1
+
+
+def recall_accuracy(model, k: int, num_examples: int = 2000, seed: int = 2) -> float:
+    """Fraction of recall sequences (by default the task's test batch) whose symbol the model names."""
+    X, Y = recall_batch(k, num_examples, generator=torch.Generator().manual_seed(seed))
+    device = model_device(model)
+    with eval_mode(model):
+        logits = model(X.to(device))[0][-1]  # (B, V) at the query
+    return (logits.argmax(-1).cpu() == Y[-1]).float().mean().item()
+
+
+@torch.no_grad()
+def gate_trace(model, X: torch.Tensor) -> dict:
+    """The gates of an RNNLanguageModel's GRU or LSTM cell at every step of token ids X (T, B), from a
+    zero state: gate name -> (T, B, H) (an LSTM's i, f, g, o; a GRU's r, z, n)."""
+    cell = model.cell
+    if not hasattr(cell, "step"):
+        raise TypeError(f"gate_trace needs a gated cell with a step method, got {type(cell).__name__}")
+    X = X.to(model_device(model))
+    x = model.embed(X)  # (T, B, D)
+    gx = cell.input_gates(x)  # (T, B, kH)
+    h = x.new_zeros(X.shape[1], cell.hidden_size)
+    state, trace = ((h, h.clone()) if isinstance(cell, LSTM) else h), {}
+    for gx_t in gx.unbind(0):
+        state, gates = cell.step(gx_t, state)
+        for name, g in gates.items():
+            trace.setdefault(name, []).append(g)
+    return {name: torch.stack(values) for name, values in trace.items()}
+
+
+def state_gradient_norms(model, X: torch.Tensor, Y: torch.Tensor) -> dict:
+    """||dL/dh_s|| for every step s of an RNNLanguageModel, L the loss at the last step only, and for
+    an LSTM also ||dL/dc_s||, the gradient reaching its cell state.
+
+    X, Y: (T, B) as from ``recall_batch``. Returns {"h": (T,)} or {"h": (T,), "c": (T,)}: entry
+    ``lag`` for the state ``lag`` steps before the last one (the mean over the batch of per-sequence
+    norms).
+    """
+    device = model_device(model)
+    X, Y = X.to(device), Y.to(device)
+    x = model.embed(X)  # (T, B, D)
+    states, state, fast = [], None, model.cell.fast
+    model.cell.fast = False  # under autograd: the fused fast path would hide the path from c_t to h_t
+    try:
+        for x_t in x.unbind(0):
+            _, state = model.cell(x_t[None], state)  # one step
+            parts = tuple(state) if isinstance(state, (tuple, list)) else (state,)  # (h,) or an LSTM's (h, c)
+            for part in parts:
+                part.retain_grad()  # keep dL/dh_t (and dL/dc_t), which autograd would otherwise free
+            states.append(parts)
+    finally:
+        model.cell.fast = fast
+    loss = next_token_loss(model.output(states[-1][0])[None], Y[-1:], reduction="sum")  # from h_T
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    return {name: torch.stack([parts[i].grad.norm(dim=1).mean() for parts in states]).flip(0).detach().cpu()
+            for i, name in enumerate(("h", "c")[:len(states[0])])}  # (T,) each, index = lag
