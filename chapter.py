@@ -38,69 +38,14 @@ from chapterdata import FIRST_NAME_FILES, SURNAME_FILES, fetch, gutenberg_book_t
 from fastrnn import gru_forward, lstm_forward, needs_grad, previous_states, rnn_forward, weight_gradient
 
 __all__ = [
-    'set_seed',
-    'get_device',
-    'load_surnames',
-    'load_first_names',
-    'time_machine_book',
-    'preprocess_text',
-    'load_time_machine',
-    'UNK',
-    'BOUNDARY',
-    'Vocab',
-    'split_names',
-    'split_text',
-    'check_positive',
-    'name_windows',
-    'text_windows',
-    'IGNORE_INDEX',
-    'pad_names',
-    'Parts',
-    'name_batches',
-    'random_batches',
-    'sequential_batches',
-    'next_token_loss',
-    'model_device',
-    'eval_mode',
-    'evaluate',
-    'splits',
-    'WindowData',
-    'windows',
-    'eval_batches',
-    'WindowModel',
-    'NGramModel',
-    'History',
-    'fit',
-    'num_params',
-    'plot_history',
-    'MLPContext',
-    'CausalCNN',
-    'sample',
-    'check_sequence',
-    'check_state',
-    'RNN',
-    'RNNLanguageModel',
-    'clip_gradients',
-    'loss_by_offset',
-    'position_nll',
-    'backprop_through_time',
-    'bptt_gradients',
-    'LSTM',
-    'GRU',
-    'StackedRNN',
-    'recall_batch',
-    'Bidirectional',
-    'SEXES',
-    'load_name_sexes',
-    'name_sex_splits',
-    'SuffixClassifier',
-    'classification_accuracy',
-    'RNNClassifier',
-    'labelled_batches',
-    'predictions',
-    'without_spaces',
-    'WindowTagger',
-    'precision_recall_f1',
+    'set_seed', 'get_device', 'load_surnames', 'load_first_names', 'load_time_machine', 'UNK', 'BOUNDARY', 'Vocab',
+    'split_names', 'split_text', 'check_positive', 'name_windows', 'text_windows', 'IGNORE_INDEX', 'pad_names',
+    'Parts', 'name_batches', 'random_batches', 'sequential_batches', 'next_token_loss', 'model_device', 'eval_mode',
+    'evaluate', 'splits', 'WindowData', 'windows', 'WindowModel', 'NGramModel', 'History', 'fit', 'num_params',
+    'plot_history', 'MLPContext', 'CausalCNN', 'sample', 'check_sequence', 'check_state', 'RNN', 'RNNLanguageModel',
+    'clip_gradients', 'backprop_through_time', 'bptt_gradients', 'LSTM', 'GRU', 'recall_batch', 'Bidirectional',
+    'SEXES', 'load_name_sexes', 'name_sex_splits', 'SuffixClassifier', 'classification_accuracy', 'RNNClassifier',
+    'labelled_batches', 'predictions', 'without_spaces', 'WindowTagger', 'precision_recall_f1',
     'free_running_accuracy',
 ]
 
@@ -166,29 +111,20 @@ def load_first_names(sex: str = "both") -> list[str]:
 
 
 # %% notebooks/01-text-data.md · § *The Time Machine*
-def time_machine_book() -> str:
-    """The Time Machine as published: Gutenberg's header, footer and BOM removed.
+def _preprocess_text(text: str) -> str:
+    """The chapter's preprocessing: lower case; every run of non-letters becomes one space."""
+    return re.sub("[^a-z]+", " ", text.lower()).strip()
+
+
+def load_time_machine(preprocess: bool = True) -> str:
+    """The Time Machine as the chapter uses it, 26 lower-case letters and single spaces; with
+    ``preprocess=False``, as published (only Gutenberg's header, footer and BOM removed).
 
     Explained in notebooks/01-text-data.md, § *The Time Machine*.
     """
     raw = fetch("time-machine/pg35.txt").read_text(encoding="utf-8-sig")
-    return gutenberg_book_text(raw).strip()
-
-
-def preprocess_text(text: str) -> str:
-    """The chapter's preprocessing: lower case; every run of non-letters becomes one space.
-
-    Explained in notebooks/01-text-data.md, § *The Time Machine*.
-    """
-    return re.sub("[^a-z]+", " ", text.lower()).strip()
-
-
-def load_time_machine() -> str:
-    """The Time Machine as used by the chapter: 26 lower-case letters and single spaces.
-
-    Explained in notebooks/01-text-data.md, § *The Time Machine*.
-    """
-    return preprocess_text(time_machine_book())
+    book = gutenberg_book_text(raw).strip()
+    return _preprocess_text(book) if preprocess else book
 
 
 # %% notebooks/01-text-data.md · § Vocabulary and tokenizer
@@ -374,12 +310,8 @@ def _by_length(items: Sequence, parts: int, length=len) -> list[list]:
 
 
 def name_batches(names: Sequence[str], vocab: Vocab, batch_size: int, shuffle: bool = True,
-                 generator: torch.Generator | None = None, bucket: bool = False, parts: int = 1):
+                 generator: torch.Generator | None = None, parts: int = 1):
     """Iterate over (X, Y) batches of names, each padded as in ``pad_names``.
-
-    With ``bucket``, names of similar length share a batch: the shuffled names are cut into pools
-    of 64 batches, sorted by length within a pool and cut into batches, and the batches are
-    shuffled. Every name still appears once per pass; far fewer padded positions are computed.
 
     With ``parts`` > 1, each batch is yielded as ``Parts``: its names sorted by length and cut
     into ``parts`` pieces, each an (X, Y) padded to its own longest name. The batches are the
@@ -398,17 +330,8 @@ def name_batches(names: Sequence[str], vocab: Vocab, batch_size: int, shuffle: b
             return pad_names(chosen, vocab)
         return Parts(pad_names(piece, vocab) for piece in _by_length(chosen, parts))
 
-    if not bucket:
-        for i in range(0, len(names), batch_size):
-            yield batch([names[j] for j in order[i:i + batch_size]])
-        return
-    pool, batches = 64 * batch_size, []
-    for i in range(0, len(order), pool):
-        chunk = sorted(order[i:i + pool], key=lambda j: len(names[j]))
-        batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
-    shuffled = torch.randperm(len(batches), generator=generator).tolist() if shuffle else range(len(batches))
-    for b in shuffled:
-        yield batch([names[j] for j in batches[b]])
+    for i in range(0, len(names), batch_size):
+        yield batch([names[j] for j in order[i:i + batch_size]])
 
 
 # %% notebooks/01-text-data.md · § Sequences for recurrent networks (2)
@@ -477,9 +400,13 @@ def next_token_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str 
 
 
 def _batches(data):
-    """A fresh pass over ``data``: a list of (X, Y) batches, or a function returning fresh batches."""
+    """A fresh pass over ``data``: a list of (X, Y) batches, a function returning fresh batches, or one
+    pair (X, Y) of tensors (windows and their targets, say), cut in order into batches of 8192 rows."""
     if callable(data):
         return data()
+    if isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        X, Y = data
+        return [(X[i:i + 8192], Y[i:i + 8192]) for i in range(0, len(X), 8192)]
     if iter(data) is data:
         raise TypeError(f"got a one-shot {type(data).__name__}, which would be empty after one pass. Pass a "
                         "list of (X, Y) batches, or a function returning fresh batches, e.g. "
@@ -527,8 +454,9 @@ def eval_mode(model: torch.nn.Module):
 
 
 def evaluate(model: torch.nn.Module, data, stateful: bool = False) -> float:
-    """Mean cross-entropy (nats per token) of ``model`` on ``data``, a list of (X, Y) batches or a
-    function returning them; ``stateful`` carries a recurrent model's state across the batches.
+    """Mean cross-entropy (nats per token) of ``model`` on ``data``: a list of (X, Y) batches, a
+    function returning them, or one (X, Y) pair of tensors (evaluated in batches); ``stateful``
+    carries a recurrent model's state across the batches.
 
     Explained in notebooks/02-context-models.md, § Scoring a language model.
     """
@@ -561,16 +489,7 @@ def splits(dataset: str):
         train, valid, test = split_text(load_time_machine())
         vocab = Vocab([train])
         return (vocab, *(torch.tensor(vocab.encode(block)) for block in (train, valid, test)))
-    raise ValueError(f"unknown dataset {dataset!r}: choose one of {DATASETS}")
-
-
-def _limited(parts, limit: int | None):
-    """(train, valid, test) with the training split cut to its first ``limit`` examples (names or
-    characters), the others to a quarter as many."""
-    if limit is None:
-        return parts
-    train, *held_out = parts
-    return [train[:limit], *(p[:max(limit // 4, 1)] for p in held_out)]
+    raise ValueError(f"unknown dataset {dataset!r}: choose 'surnames' or 'time-machine'")
 
 
 def _last_columns(X: torch.Tensor, block_size: int) -> torch.Tensor:
@@ -597,28 +516,17 @@ class WindowData:
     test: tuple
 
 
-def windows(dataset: str, block_size: int = 16, limit: int | None = None) -> WindowData:
+def windows(dataset: str, block_size: int = 16) -> WindowData:
     """Every split of ``dataset`` cut into windows of ``block_size`` characters (X) and targets (Y).
 
     Names are padded with the boundary token; the book's windows stay inside their own block.
-    ``limit`` keeps the first ``limit`` training names (or characters) and a quarter as many held out.
 
     Explained in notebooks/02-context-models.md, § Scoring a language model.
     """
     vocab, *parts = splits(dataset)
-    parts = _limited(parts, limit)
     if dataset == "surnames":
         return WindowData(dataset, vocab, *(name_windows(names, vocab, block_size) for names in parts))
     return WindowData(dataset, vocab, *(text_windows(ids, block_size) for ids in parts))
-
-
-def eval_batches(X: torch.Tensor, Y: torch.Tensor, batch_size: int = 8192) -> list:
-    """(X, Y) split into a list of large batches, in order: for ``evaluate``.
-
-    Explained in notebooks/02-context-models.md, § Scoring a language model.
-    """
-    check_positive(batch_size=batch_size)
-    return [(X[i:i + batch_size], Y[i:i + batch_size]) for i in range(0, len(X), batch_size)]
 
 
 # %% notebooks/02-context-models.md · § Counting: the $n$-gram model
@@ -741,6 +649,14 @@ def _train_epoch(model, data, optimizer, clip, stateful: bool, device) -> tuple[
 
 
 # %% notebooks/02-context-models.md · § One training loop for the chapter (2)
+def _validate(model: torch.nn.Module, valid_data, stateful: bool, epoch: int) -> float:
+    valid = evaluate(model, valid_data, stateful=stateful)
+    if math.isnan(valid):
+        raise FloatingPointError(f"the validation loss is nan after epoch {epoch + 1}: training diverged; "
+                                 "try a smaller learning rate (lr) or gradient clipping (clip)")
+    return valid
+
+
 def fit(model: torch.nn.Module, train_data, valid_data=None, *, epochs: int = 10, lr: float = 1e-3,
         weight_decay: float = 0.0, clip: float | None = None, stateful: bool = False, schedule=None,
         optimizer=torch.optim.AdamW, device=None, progress: bool = True, desc: str = "training") -> History:
@@ -776,24 +692,20 @@ def fit(model: torch.nn.Module, train_data, valid_data=None, *, epochs: int = 10
             bar.set_postfix(train=f"{train_loss:.3f}", refresh=False)
             bar.update()
             continue
-        valid = evaluate(model, valid_data, stateful=stateful)
-        if math.isnan(valid):
-            raise FloatingPointError(f"the validation loss is nan after epoch {epoch + 1}: training diverged; "
-                                     "try a smaller learning rate (lr) or gradient clipping (clip)")
+        valid = _validate(model, valid_data, stateful, epoch)
         history.valid_loss.append(valid)
         bar.set_postfix(train=f"{train_loss:.3f}", valid=f"{valid:.3f}", refresh=False)
         bar.update()  # the bar counts the epochs run, also when the schedule stops training early
         if valid < history.best_valid:
             history.best_epoch, history.best_valid = epoch, valid
             best_state = copy.deepcopy(model.state_dict())
-        if schedule is not None:
-            next_lr = schedule(valid, history.lr[-1])
-            if next_lr is None:
-                break
-            if next_lr != history.lr[-1]:
-                model.load_state_dict(best_state)  # continue from the best weights, with the new rate
-                for group in opt.param_groups:
-                    group["lr"] = next_lr
+        next_lr = history.lr[-1] if schedule is None else schedule(valid, history.lr[-1])
+        if next_lr is None:
+            break
+        if next_lr != history.lr[-1]:
+            model.load_state_dict(best_state)  # continue from the best weights, with the new rate
+            for group in opt.param_groups:
+                group["lr"] = next_lr
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -918,7 +830,7 @@ def sample(model: nn.Module, vocab: Vocab, num: int = 1, prompt: str = "", max_l
     unknown = sorted({c for c in prompt if c not in vocab})
     if unknown:
         raise ValueError(f"the prompt has characters outside the vocabulary: {unknown}; preprocess it like "
-                         "the training text (e.g. with preprocess_text)")
+                         "the training text (for the book: lower case, letters and single spaces)")
     names = BOUNDARY in vocab
     if not (names or prompt):
         raise ValueError("a text model needs a prompt of at least one character to start from")
@@ -1079,69 +991,6 @@ def clip_gradients(parameters, max_norm: float) -> torch.Tensor:
     return norm
 
 
-# %% notebooks/03-rnn.md · § *The Time Machine*: carrying the state
-def loss_by_offset(model: nn.Module, ids: torch.Tensor, block: int = 512):
-    """NLL (nats) of a recurrent language model at each offset 1..block after a reset of its state.
-
-    The text ``ids`` (1-D) is read twice: cut into blocks of ``block`` characters, each from a zero
-    state (``reset``), and as one stream with the whole history (``stream``). Returns
-    ``(reset, stream)``, two (block,) tensors whose entry j - 1 is the mean loss of the characters
-    predicted after reading j characters of their block. The first block only warms the stream
-    up, so both are means over the same characters, each with at least ``block`` of history.
-
-    Explained in notebooks/03-rnn.md, § *The Time Machine*: carrying the state.
-    """
-    check_positive(block=block)
-    if isinstance(model, WindowModel):
-        raise TypeError("loss_by_offset measures a recurrent model's memory; a window model's is its block_size")
-    if ids.ndim != 1 or len(ids) <= 2 * block:
-        raise ValueError(f"need a 1-D tensor of more than 2 * block = {2 * block} ids, got shape {tuple(ids.shape)}")
-    device = model_device(model)
-    with eval_mode(model):
-        n = (len(ids) - 1) // block * block
-        X, Y = ids[:n].to(device), ids[1:n + 1].to(device)
-        stream, state = [], None
-        for i in range(0, n, block):  # one column, the state carried from piece to piece
-            logits, state = model(X[i:i + block, None], state)
-            stream.append(next_token_loss(logits, Y[i:i + block, None], reduction="none"))  # (block,)
-        stream = torch.stack(stream, dim=1)[:, 1:]  # (block, n / block - 1): offset by block
-        logits, _ = model(X.view(-1, block).T)  # (block, n / block, V): every block from a zero state
-        reset = next_token_loss(logits, Y.view(-1, block).T, reduction="none").view(block, -1)[:, 1:]
-    return reset.mean(dim=1).cpu(), stream.mean(dim=1).cpu()
-
-
-# %% notebooks/03-rnn.md · § How far back does the RNN look?
-def position_nll(model: nn.Module, names, vocab: Vocab, positions: int = 12) -> torch.Tensor:
-    """Mean NLL (nats) of the character at each position 0 .. positions-1 of ``names``: position t is
-    predicted from the boundary token and the name's first t letters (the final boundary counts at
-    its position). Window models see at most their last ``block_size`` tokens of that context.
-    A position that no name reaches gets NaN.
-
-    Explained in notebooks/03-rnn.md, § How far back does the RNN look?.
-    """
-    if len(names) == 0:
-        raise ValueError("position_nll got an empty list of names")
-    device = model_device(model)
-    with eval_mode(model):
-        total, count = torch.zeros(positions), torch.zeros(positions)
-        for i in range(0, len(names), 1024):
-            batch = names[i:i + 1024]
-            if isinstance(model, WindowModel):  # one window per target, in name order
-                X, Y = name_windows(batch, vocab, model.block_size)
-                losses = next_token_loss(model(X.to(device)), Y.to(device), reduction="none").cpu()
-                where = torch.tensor([t for name in batch for t in range(len(name) + 1)])
-            else:
-                X, Y = pad_names(batch, vocab)  # (T, B)
-                losses = next_token_loss(model(X.to(device))[0], Y.to(device), reduction="none").cpu()
-                real = (Y != IGNORE_INDEX).reshape(-1)
-                losses = losses[real]
-                where = torch.arange(Y.shape[0])[:, None].expand_as(Y).reshape(-1)[real]
-            keep = where < positions
-            total.index_add_(0, where[keep], losses[keep])
-            count.index_add_(0, where[keep], torch.ones(int(keep.sum())))
-    return torch.where(count > 0, total / count.clamp(min=1), torch.nan)
-
-
 # %% notebooks/04-bptt.md · § The equations in code
 def backprop_through_time(dH_direct: torch.Tensor, W: torch.Tensor, act_grad: torch.Tensor,
                           truncate: int | None = None):
@@ -1290,9 +1139,9 @@ class LSTM(nn.Module):
         with torch.no_grad():
             self.b_x[H:2 * H] += forget_bias  # start out remembering (Gers et al., 2000)
 
-    def step(self, gx_t: torch.Tensor, state):
-        """One step of eq. (eq-lstm): gx_t = x_t W_x + b (B, 4H), state (h, c) -> new (h, c), gates."""
-        h, c = state
+    def step(self, gx_t: torch.Tensor, state=None):
+        """One step of eq. (eq-lstm): gx_t = x_t W_x + b (B, 4H), state (h, c) (None: zeros) -> new (h, c), gates."""
+        h, c = state if state is not None else (gx_t.new_zeros(len(gx_t), self.hidden_size),) * 2
         i, f, g, o = torch.addmm(gx_t, h, self.W_h).chunk(4, dim=1)  # each (B, H)
         i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
         c = f * c + i * g
@@ -1346,7 +1195,7 @@ def _copy_torch_weights(cell: nn.Module, module: nn.Module) -> nn.Module:
     """Copy a single-layer torch.nn.GRU/LSTM into ``cell`` (our W_x, W_h are PyTorch's transposed)."""
     if module.num_layers != 1:
         raise ValueError(f"from_torch needs a single-layer module, got num_layers={module.num_layers}; "
-                         "use StackedRNN.from_torch for a multi-layer one")
+                         "copy each layer of a deeper one into a cell of its own")
     cell.to(device=module.weight_hh_l0.device, dtype=module.weight_hh_l0.dtype)
     with torch.no_grad():
         cell.W_x.copy_(module.weight_ih_l0.T)
@@ -1377,9 +1226,10 @@ class GRU(nn.Module):
         self.b_x = nn.Parameter(torch.empty(3 * H).uniform_(-k, k))
         self.b_h = nn.Parameter(torch.empty(3 * H).uniform_(-k, k))
 
-    def step(self, gx_t: torch.Tensor, h: torch.Tensor):
-        """One step of eq. (eq-gru): gx_t = x_t W_x + b_x (B, 3H), state h -> new h, gates."""
+    def step(self, gx_t: torch.Tensor, h: torch.Tensor | None = None):
+        """One step of eq. (eq-gru): gx_t = x_t W_x + b_x (B, 3H), state h (None: zeros) -> new h, gates."""
         H = self.hidden_size
+        h = gx_t.new_zeros(len(gx_t), H) if h is None else h
         gh = torch.addmm(self.b_h, h, self.W_h)  # (B, 3H): h W_h + b_h, all three blocks at once
         r, z = torch.sigmoid(gx_t[:, :2 * H] + gh[:, :2 * H]).chunk(2, dim=1)  # (B, H) each
         n = torch.tanh(gx_t[:, 2 * H:] + r * gh[:, 2 * H:])
@@ -1547,69 +1397,6 @@ def _lstm_scan(gx: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, W_h: torch.
     return outputs, outputs[-1], C[-1]
 
 
-# %% notebooks/05-gated-rnns.md · § Deep recurrent networks
-class StackedRNN(nn.Module):
-    """``num_layers`` recurrent layers of one cell class; state: a list of per-layer states.
-
-    Explained in notebooks/05-gated-rnns.md, § Deep recurrent networks.
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 2, cell=None,
-                 dropout: float = 0.0, output_dropout: float = 0.0):
-        super().__init__()
-        check_positive(num_layers=num_layers)
-        if not (0.0 <= dropout < 1.0 and 0.0 <= output_dropout < 1.0):
-            raise ValueError(f"dropout rates must be in [0, 1), got {dropout} and {output_dropout}")
-        cell = GRU if cell is None else cell
-        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.layers = nn.ModuleList(
-            [cell(input_size if l == 0 else hidden_size, hidden_size) for l in range(num_layers)])
-        self.dropout = nn.Dropout(dropout)  # between layers, like torch.nn.GRU(dropout=...)
-        self.output_dropout = nn.Dropout(output_dropout)  # on the top layer's outputs
-
-    def forward(self, x: torch.Tensor, state=None):
-        if state is None:
-            state = [None] * self.num_layers
-        if len(state) != self.num_layers:
-            raise ValueError(f"expected a state for each of the {self.num_layers} layers, got {len(state)}")
-        new_state = []
-        for l, (layer, s) in enumerate(zip(self.layers, state)):
-            if l > 0:
-                x = self.dropout(x)  # between layers only
-            x, s = layer(x, s)  # (T, B, H)
-            new_state.append(s)
-        return self.output_dropout(x), new_state
-
-    @classmethod
-    def from_torch(cls, module: nn.Module, cell) -> "StackedRNN":
-        """A stack of ``cell``s with the weights of a multi-layer torch.nn.RNN/GRU/LSTM."""
-        if not isinstance(module, (nn.RNN, nn.GRU, nn.LSTM)):
-            raise TypeError(f"expected a torch.nn.RNN, GRU or LSTM, got {type(module).__name__}")
-        net = cls(module.input_size, module.hidden_size, module.num_layers, cell=cell,
-                  dropout=module.dropout)
-        for l in range(module.num_layers):
-            net.layers[l] = cell.from_torch(cls.torch_layer(module, l))
-        return net
-
-    @staticmethod
-    def torch_layer(module: nn.Module, layer: int = 0, reverse: bool | None = None) -> nn.Module:
-        """Layer ``layer`` of a torch.nn.RNN/GRU/LSTM as a one-layer module of its own: both its
-        directions, as in ``module``, with ``reverse=None``; else only the forward (False) or the
-        backward (True) one, as a unidirectional module."""
-        extra = {"nonlinearity": module.nonlinearity} if isinstance(module, nn.RNN) else {}
-        if getattr(module, "proj_size", 0):  # kept, so that the cell's from_torch says it has no projection
-            extra["proj_size"] = module.proj_size
-        size = module.input_size if layer == 0 else module.hidden_size
-        single = type(module)(size, module.hidden_size, bias=module.bias, batch_first=module.batch_first,
-                              bidirectional=module.bidirectional and reverse is None, **extra)
-        theirs = dict(module.named_parameters())
-        single.to(device=theirs["weight_hh_l0"].device, dtype=theirs["weight_hh_l0"].dtype)
-        with torch.no_grad():  # weight_ih_l0 <- weight_ih_l{layer}[_reverse], ...
-            for name, param in single.named_parameters():
-                param.copy_(theirs[name.replace("_l0", f"_l{layer}") + ("_reverse" if reverse else "")])
-        return single
-
-
 # %% notebooks/05-gated-rnns.md · § A task with a known memory span
 def recall_batch(k: int, batch_size: int, num_symbols: int = 8, num_distractors: int = 8,
                  generator: torch.Generator | None = None):
@@ -1688,8 +1475,8 @@ class Bidirectional(nn.Module):
                              f"(T, B, 2H) outputs into the next")
         net = cls(cell, module.input_size, module.hidden_size)
         try:  # each direction is an ordinary one-layer module: the cell's own from_torch copies it
-            net.forward_cell = cell.from_torch(StackedRNN.torch_layer(module, reverse=False))  # *_l0
-            net.backward_cell = cell.from_torch(StackedRNN.torch_layer(module, reverse=True))  # *_l0_reverse
+            net.forward_cell = cell.from_torch(_one_direction(module, reverse=False))  # *_l0
+            net.backward_cell = cell.from_torch(_one_direction(module, reverse=True))  # *_l0_reverse
         except ValueError as err:
             raise ValueError(f"{cell.__name__}.from_torch cannot copy one direction of this "
                              f"module: {err}") from err
@@ -1697,6 +1484,22 @@ class Bidirectional(nn.Module):
 
 
 # %% notebooks/06-beyond-language-models.md · § Bidirectional recurrent networks (2)
+def _one_direction(module: nn.Module, reverse: bool) -> nn.Module:
+    """The forward (``reverse=False``) or backward direction of a one-layer bidirectional
+    torch.nn.RNN/GRU/LSTM, as a unidirectional module with that direction's weights."""
+    extra = {"nonlinearity": module.nonlinearity} if isinstance(module, nn.RNN) else {}
+    if getattr(module, "proj_size", 0):  # kept, so that the cell's from_torch says it has no projection
+        extra["proj_size"] = module.proj_size
+    single = type(module)(module.input_size, module.hidden_size, bias=module.bias,
+                          batch_first=module.batch_first, **extra)
+    theirs = dict(module.named_parameters())
+    single.to(device=theirs["weight_hh_l0"].device, dtype=theirs["weight_hh_l0"].dtype)
+    with torch.no_grad():  # weight_ih_l0 <- weight_ih_l0[_reverse], ...
+        for name, param in single.named_parameters():
+            param.copy_(theirs[name + ("_reverse" if reverse else "")])
+    return single
+
+
 def _padding_lengths(lengths, x: torch.Tensor):
     """Checked ``lengths`` as a (B,) tensor on x's device, or None when no sequence is padded."""
     if lengths is None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import chapter
 import experiments
 from benchmarks.common import train_seeds
 

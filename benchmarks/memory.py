@@ -1,5 +1,5 @@
 """How much history the book's recurrent models use (notebooks 03 and 05): the excess loss by offset
-after a reset of the state (``chapter.loss_by_offset``), for the RNN, the GRU and the LSTM with 256
+after a reset of the state (``measures.loss_by_offset``), for the RNN, the GRU and the LSTM with 256
 units, and for the LSTM trained with truncated BPTT over LONG_STEPS characters instead of 32 (with as
 many characters per update); every seed. The records hold the excess averaged over
 ``measures.offset_ranges``, the memory span and the test NLL read as one stream."""
@@ -43,7 +43,7 @@ def run(quick: bool, datasets=experiments.DATASETS) -> list[dict]:
     for label, config in configs().items():
         for seed in seeds(quick):
             run = experiments.train(dataclasses.replace(config, seed=seed), progress=False)
-            reset, stream = chapter.loss_by_offset(run.model, test_ids, block=BLOCK)
+            reset, stream = measures.loss_by_offset(run.model, test_ids, block=BLOCK)
             excess = reset - stream
             records.append({"dataset": "time-machine", "model": label, "seed": seed, "num_steps": config.num_steps,
                             "nll": stream.mean().item(), "span": measures.memory_span(excess),

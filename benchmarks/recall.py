@@ -8,7 +8,6 @@ import dataclasses
 
 import torch
 
-import chapter
 import experiments
 from benchmarks.common import seeds
 from experiments import measures

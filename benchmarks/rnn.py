@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import chapter
 import experiments
 from benchmarks.common import train_seeds
 

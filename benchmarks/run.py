@@ -31,9 +31,9 @@ import sys
 import time
 from pathlib import Path
 
+import experiments
 from chapterdata import write_atomically
 from chapterkit import git_commit
-import experiments
 
 HERE = Path(__file__).resolve().parent
 AREAS = ["context", "rnn", "grid", "gated", "memory", "recall", "beyond", "speed"]  # in chapter order
@@ -81,7 +81,6 @@ def speed_key(r):
 
 def main(argv=None) -> int:
     sys.path.insert(0, str(HERE.parent))
-    import chapter
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", nargs="+", choices=AREAS, help="areas to run (default: all that exist)")

@@ -243,6 +243,17 @@ def sort_imports(statements: list[str]) -> str:
     return done.stdout.strip("\n")
 
 
+def _wrapped(names: list[str], width: int = 116) -> str:
+    """The names as quoted, comma-separated lines of at most ``width`` characters, indented by 4."""
+    lines, line = [], ""
+    for item in (f"{n!r}," for n in names):
+        if line and len(line) + 1 + len(item) > width - 4:
+            lines.append(line)
+            line = ""
+        line = f"{line} {item}" if line else item
+    return "".join(f"    {text}\n" for text in lines + [line] if text)
+
+
 def render(blocks: list[Block]) -> str:
     imports = ["from __future__ import annotations"]
     bodies: list[str] = []
@@ -255,8 +266,7 @@ def render(blocks: list[Block]) -> str:
                 names.append(n)
         body = add_references(body, b.reference) if body else body
         bodies.append(f"{b.marker}\n{body}\n" if body else f"{b.marker}\n")
-    all_list = "".join(f"    {n!r},\n" for n in names)
-    preamble = f"{HEADER}\n{sort_imports(imports)}\n\n__all__ = [\n{all_list}]\n"
+    preamble = f"{HEADER}\n{sort_imports(imports)}\n\n__all__ = [\n{_wrapped(names)}]\n"
     return "\n\n".join([preamble, *bodies])
 
 

@@ -44,7 +44,6 @@ from chapter import (
     Vocab,
     WindowTagger,
     check_positive,
-    eval_batches,
     evaluate,
     fit,
     get_device,
@@ -95,7 +94,6 @@ class Config:
     batch_size: int = 128
     num_steps: int = 32  # the book, recurrent models: characters per piece of truncated BPTT
     stateful: bool = True  # the book, recurrent models: carry the state from piece to piece
-    bucket: bool = False  # names, recurrent models: batch names of similar length together
     parts: int = 1  # names, recurrent models: compute each batch in this many parts of similar length
     span: int = 10  # the recall task: steps between the symbol and the query (notebook 05)
     optimizer: str = "adamw"  # or "sgd"
@@ -109,7 +107,7 @@ class Config:
     min_delta: float = 0.0  # a smaller improvement of the validation loss counts as a plateau
     stop_below: float | None = None  # stop once the validation loss is lower (a solved task)
     seed: int = 0
-    limit: int | None = None  # train on the first `limit` examples only (quick mode)
+    limit: int | None = None  # train on the first `limit` examples only (names, characters or windows; quick mode)
 
     def __post_init__(self):
         for name in ("hidden_size", "block_size", "batch_size", "num_steps", "epochs", "patience", "span", "parts"):
@@ -205,11 +203,23 @@ def window_batches(X: torch.Tensor, Y: torch.Tensor, batch_size: int, generator:
     return epoch
 
 
+def _limited(parts, limit: int | None):
+    """(train, valid, test) with the training split cut to its first ``limit`` examples (names,
+    characters or windows), the others to a quarter as many: quick mode's data."""
+    if limit is None:
+        return parts
+
+    def first(part, n: int):
+        return tuple(t[:n] for t in part) if isinstance(part, tuple) else part[:n]  # (X, Y) windows, or a list
+    train, *held_out = parts
+    return [first(train, limit), *(first(p, max(limit // 4, 1)) for p in held_out)]
+
+
 def _window_task(config: Config) -> Task:
-    data = windows(config.dataset, config.block_size, config.limit)
-    parts = {"train": data.train, "valid": data.valid, "test": data.test}
+    data = windows(config.dataset, config.block_size)
+    parts = dict(zip(("train", "valid", "test"), _limited([data.train, data.valid, data.test], config.limit)))
     generator = torch.Generator().manual_seed(config.seed)
-    held_out = _held_out(parts, lambda xy: eval_batches(*xy))
+    held_out = _held_out(parts, lambda xy: xy)  # evaluate cuts an (X, Y) pair into batches
     return Task(data.vocab, window_batches(*parts["train"], config.batch_size, generator), held_out["valid"][0],
                 held_out)
 
@@ -219,12 +229,11 @@ def surnames_task(config: Config) -> Task:
     if config.model in WINDOW_MODELS:
         return _window_task(config)
     vocab, *parts = splits("surnames")
-    train, valid, test = chapter._limited(parts, config.limit)
+    train, valid, test = _limited(parts, config.limit)
     generator = torch.Generator().manual_seed(config.seed)
 
     def train_batches():
-        return name_batches(train, vocab, config.batch_size, generator=generator, bucket=config.bucket,
-                            parts=config.parts)
+        return name_batches(train, vocab, config.batch_size, generator=generator, parts=config.parts)
 
     # held-out names sorted by length, in large batches: little time is spent on padding
     held_out = _held_out({"train": train, "valid": valid, "test": test},
@@ -239,7 +248,7 @@ def book_task(config: Config) -> Task:
     if config.model in WINDOW_MODELS:
         return _window_task(config)
     vocab, *parts = splits("time-machine")
-    train, valid, test = chapter._limited(parts, config.limit)
+    train, valid, test = _limited(parts, config.limit)
     T, B = config.num_steps, config.batch_size
     generator = torch.Generator().manual_seed(config.seed)
 
@@ -265,7 +274,7 @@ def _held_out(parts: dict, batches: Callable, stateful: bool = False) -> dict:
 def first_names_task(config: Config) -> Task:
     """Classify first names by the sex of the majority of their holders (0 female, 1 male)."""
     vocab, parts = name_sex_splits()
-    train_pairs, valid_pairs, test_pairs = chapter._limited(parts, config.limit)
+    train_pairs, valid_pairs, test_pairs = _limited(parts, config.limit)
     generator = torch.Generator().manual_seed(config.seed)
     held_out = _held_out({"train": train_pairs, "valid": valid_pairs, "test": test_pairs},
                          lambda pairs: list(labelled_batches(sorted(pairs, key=lambda p: len(p[0])), vocab, 1024)))
@@ -294,7 +303,7 @@ def _aligned_pieces(ids: torch.Tensor, labels: torch.Tensor, num_steps: int):
 
 def spaces_task(config: Config) -> Task:
     """The Time Machine without spaces: for every letter, does a space follow? Same blocks as the chapter."""
-    blocks = [without_spaces(part) for part in chapter._limited(split_text(load_time_machine()), config.limit)]
+    blocks = [without_spaces(part) for part in _limited(split_text(load_time_machine()), config.limit)]
     vocab = Vocab([blocks[0][0]], reserved=[BOUNDARY])  # the boundary token pads the window model
     (X, Y), (Xv, Yv), (Xt, Yt) = (_aligned_pieces(torch.tensor(vocab.encode(letters)), torch.tensor(follows),
                                                   config.num_steps) for letters, follows in blocks)
@@ -492,7 +501,7 @@ def load(config: Config, notebook: str) -> Run:
     run = _load_run(config_, task, model)
     if run is None:
         raise NotTrainedYet(f"no run of this configuration in {runs_dir()} for the present code: run notebook "
-                            f"{notebook} first (make notebooks NB={notebook[:2]}), which trains it, then this "
+                            f"{notebook} first (make notebooks NB={notebook[:2]} FORCE=1), which trains it, then this "
                             f"cell again. (A notebook changed since `make export` trains with other code; or "
                             f"train the run here: experiments.train(config).)")
     return run

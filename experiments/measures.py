@@ -3,6 +3,7 @@ a later chapter imports the models and the data from ``chapter``, not these.
 
 * ``select_ngram``: the n-gram order and smoothing chosen on validation (notebook 02);
 * ``sample_origins``: how often samples copy a training name (notebook 02);
+* ``loss_by_offset``, ``position_nll``: how much history a model uses (notebooks 03 and 05);
 * ``offset_ranges``, ``memory_span``: a per-offset loss curve summed up (notebooks 03 and 05);
 * ``recall_vocab_size``, ``recall_accuracy``: the recall task's tokens and score (notebook 05);
 * ``gate_trace``, ``state_gradient_norms``: a gated cell's gates and gradients, step by step (notebook 05).
@@ -13,28 +14,41 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import torch
+from torch import nn
 
-from chapter import (LSTM, NGramModel, WindowData, eval_batches, eval_mode, evaluate, model_device, next_token_loss,
-                     recall_batch)
+from chapter import (
+    IGNORE_INDEX,
+    NGramModel,
+    Vocab,
+    WindowData,
+    WindowModel,
+    check_positive,
+    eval_mode,
+    evaluate,
+    model_device,
+    name_windows,
+    next_token_loss,
+    pad_names,
+    recall_batch,
+)
 
 NGRAM_ORDERS = (1, 2, 3, 4, 5, 6)
 NGRAM_KS = (0.01, 0.03, 0.1, 0.3, 1.0)
 
 
-def select_ngram(data: WindowData, orders=NGRAM_ORDERS, ks=NGRAM_KS):
+def select_ngram(data: WindowData, orders=NGRAM_ORDERS, ks=NGRAM_KS, model=NGramModel):
     """Fit every order on the training windows; return the model (order, k) best on validation
-    and a dict {(order, k): validation NLL}."""
-    valid = eval_batches(*data.valid)
+    and a dict {(order, k): validation NLL}. ``model``: the class to build (a notebook passes its own)."""
+    valid = data.valid
     grid, best = {}, None
     for order in orders:
-        model = NGramModel(len(data.vocab), order).count(*data.train)
+        fitted = model(len(data.vocab), order).count(*data.train)
         for k in ks:
-            model.k = k
-            grid[order, k] = evaluate(model, valid)
+            fitted.k = k
+            grid[order, k] = evaluate(fitted, valid)
             if best is None or grid[order, k] < grid[best]:
                 best = (order, k)
-    model = NGramModel(len(data.vocab), best[0], best[1]).count(*data.train)
-    return model, grid
+    return model(len(data.vocab), best[0], best[1]).count(*data.train), grid
 
 
 def sample_origins(samples: Sequence[str], train_names: Iterable[str], real_names: Iterable[str]) -> dict:
@@ -47,6 +61,62 @@ def sample_origins(samples: Sequence[str], train_names: Iterable[str], real_name
     unseen = sum(s not in train and s in real for s in samples)
     n = len(samples)
     return {"copied": copied / n, "real, unseen": unseen / n, "invented": (n - copied - unseen) / n}
+
+
+def loss_by_offset(model: nn.Module, ids: torch.Tensor, block: int = 512):
+    """NLL (nats) of a recurrent language model at each offset 1..block after a reset of its state.
+
+    The text ``ids`` (1-D) is read twice: cut into blocks of ``block`` characters, each from a zero
+    state (``reset``), and as one stream with the whole history (``stream``). Returns
+    ``(reset, stream)``, two (block,) tensors whose entry j - 1 is the mean loss of the characters
+    predicted after reading j characters of their block. The first block only warms the stream
+    up, so both are means over the same characters, each with at least ``block`` of history.
+    """
+    check_positive(block=block)
+    if isinstance(model, WindowModel):
+        raise TypeError("loss_by_offset measures a recurrent model's memory; a window model's is its block_size")
+    if ids.ndim != 1 or len(ids) <= 2 * block:
+        raise ValueError(f"need a 1-D tensor of more than 2 * block = {2 * block} ids, got shape {tuple(ids.shape)}")
+    device = model_device(model)
+    with eval_mode(model):
+        n = (len(ids) - 1) // block * block
+        X, Y = ids[:n].to(device), ids[1:n + 1].to(device)
+        stream, state = [], None
+        for i in range(0, n, block):  # one column, the state carried from piece to piece
+            logits, state = model(X[i:i + block, None], state)
+            stream.append(next_token_loss(logits, Y[i:i + block, None], reduction="none"))  # (block,)
+        stream = torch.stack(stream, dim=1)[:, 1:]  # (block, n / block - 1): offset by block
+        logits, _ = model(X.view(-1, block).T)  # (block, n / block, V): every block from a zero state
+        reset = next_token_loss(logits, Y.view(-1, block).T, reduction="none").view(block, -1)[:, 1:]
+    return reset.mean(dim=1).cpu(), stream.mean(dim=1).cpu()
+
+
+def position_nll(model: nn.Module, names, vocab: Vocab, positions: int = 12) -> torch.Tensor:
+    """Mean NLL (nats) of the character at each position 0 .. positions-1 of ``names``: position t is
+    predicted from the boundary token and the name's first t letters (the final boundary counts at
+    its position). Window models see at most their last ``block_size`` tokens of that context.
+    A position that no name reaches gets NaN."""
+    if len(names) == 0:
+        raise ValueError("position_nll got an empty list of names")
+    device = model_device(model)
+    with eval_mode(model):
+        total, count = torch.zeros(positions), torch.zeros(positions)
+        for i in range(0, len(names), 1024):
+            batch = names[i:i + 1024]
+            if isinstance(model, WindowModel):  # one window per target, in name order
+                X, Y = name_windows(batch, vocab, model.block_size)
+                losses = next_token_loss(model(X.to(device)), Y.to(device), reduction="none").cpu()
+                where = torch.tensor([t for name in batch for t in range(len(name) + 1)])
+            else:
+                X, Y = pad_names(batch, vocab)  # (T, B)
+                losses = next_token_loss(model(X.to(device))[0], Y.to(device), reduction="none").cpu()
+                real = (Y != IGNORE_INDEX).reshape(-1)
+                losses = losses[real]
+                where = torch.arange(Y.shape[0])[:, None].expand_as(Y).reshape(-1)[real]
+            keep = where < positions
+            total.index_add_(0, where[keep], losses[keep])
+            count.index_add_(0, where[keep], torch.ones(int(keep.sum())))
+    return torch.where(count > 0, total / count.clamp(min=1), torch.nan)
 
 
 def offset_ranges(values: torch.Tensor) -> dict:
@@ -94,8 +164,7 @@ def gate_trace(model, X: torch.Tensor) -> dict:
     X = X.to(model_device(model))
     x = model.embed(X)  # (T, B, D)
     gx = cell.input_gates(x)  # (T, B, kH)
-    h = x.new_zeros(X.shape[1], cell.hidden_size)
-    state, trace = ((h, h.clone()) if isinstance(cell, LSTM) else h), {}
+    state, trace = None, {}  # the zero state
     for gx_t in gx.unbind(0):
         state, gates = cell.step(gx_t, state)
         for name, g in gates.items():

@@ -9,12 +9,11 @@ import types
 import pytest
 import torch
 
-import chapter
 import experiments
-from experiments import measures
 from benchmarks import beyond, consistency, context, gated, grid, memory, recall, rnn
 from benchmarks.common import SEEDS
 from benchmarks.consistency import check
+from experiments import measures
 
 LM_SPLITS = ("train", "valid", "test")
 

@@ -19,8 +19,7 @@ from torch.nn import functional as F
 import chapter
 import experiments
 from chapter import sample
-from experiments import Config
-from experiments import measures
+from experiments import Config, measures
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread (conftest.py)
 

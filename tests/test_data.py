@@ -180,7 +180,7 @@ def test_gutenberg_checksum_ignores_header_changes(cache, mirror, tmp_path, monk
     text = "\ufeffA NEW HEADER LINE\n" + text.replace("Title: The Time Machine", "Title: The Time Machine (new)")
     (edited / "time-machine" / "pg35.txt").write_text(text + "\nand a new footer\n", encoding="utf-8")
     monkeypatch.setenv("CHAPTER_DATA_MIRROR", str(edited))
-    book = chapter.time_machine_book()
+    book = chapter.load_time_machine(preprocess=False)
     assert book.startswith("The Time Machine") and book.endswith("still lived on in the heart of man.")
     # ... but a change inside the book is caught
     (edited / "time-machine" / "pg35.txt").write_text(text.replace("Time Traveller", "Time Traveler", 1))
@@ -208,7 +208,7 @@ def test_name_loaders_counts_and_alphabet():
 
 
 def test_time_machine_text_and_preprocessing():
-    book = chapter.time_machine_book()
+    book = chapter.load_time_machine(preprocess=False)
     assert len(book) == 179_692 and "\ufeff" not in book and "Gutenberg" not in book
     digest = hashlib.sha256(chapterdata.gutenberg_book_text(
         chapterdata.fetch("time-machine/pg35.txt").read_text(encoding="utf-8-sig")).encode()).hexdigest()
@@ -219,5 +219,5 @@ def test_time_machine_text_and_preprocessing():
     assert set(text) == set("abcdefghijklmnopqrstuvwxyz ")
     assert "  " not in text and text == text.strip()
     assert text.startswith("the time machine an invention by h g wells")
-    assert chapter.preprocess_text("  Hello,  World!\n—It's 1895.  ") == "hello world it s"
-    assert chapter.preprocess_text("") == ""
+    assert chapter._preprocess_text("  Hello,  World!\n—It's 1895.  ") == "hello world it s"
+    assert chapter._preprocess_text("") == ""

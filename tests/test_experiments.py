@@ -43,8 +43,8 @@ TINY = {
     ("surnames", "rnn"): dataclasses.replace(experiments.RNN_CONFIGS["surnames"], hidden_size=16, limit=300, epochs=2),
     ("time-machine", "rnn"): dataclasses.replace(experiments.RNN_CONFIGS["time-machine"], hidden_size=16, limit=1200,
                                                  epochs=2),
-    ("surnames", "gru, buckets"): dataclasses.replace(experiments.RNN_CONFIGS["surnames"], cell="gru", bucket=True,
-                                                      hidden_size=8, limit=300, epochs=1),
+    ("surnames", "gru, one part"): dataclasses.replace(experiments.RNN_CONFIGS["surnames"], cell="gru", parts=1,
+                                                       hidden_size=8, limit=300, epochs=1),
     ("time-machine", "lstm, random pieces"): dataclasses.replace(
         experiments.RNN_CONFIGS["time-machine"], cell="lstm", stateful=False, hidden_size=8, num_steps=8,
         batch_size=8, limit=1200, epochs=1),

@@ -95,7 +95,7 @@ def test_render_of_a_toy_notebook(tmp_path):
     assert text.count("import os\n") == 1  # hoisted once
     assert "print('not saved')" not in text
     assert "# %% 01-toy.md · § Part A\n" in text and "# %% 01-toy.md · § Part B\n" in text
-    assert "__all__ = [\n    'a',\n    'B',\n]" in text
+    assert "__all__ = [\n    'a', 'B',\n]" in text
     namespace = {}
     exec(compile(text, "toy", "exec"), namespace)
     assert namespace["a"]() and namespace["_private"] == 1

@@ -1,5 +1,5 @@
 """Notebook 05 (and the fast scans of 04-05): GRU/LSTM, fast and step by step, against torch.nn and
-each other; gradcheck of the hand-derived backward passes; gates; the stacked RNN; the gated
+each other; gradcheck of the hand-derived backward passes; gates; the gated
 configurations; the recall task and its measurements."""
 
 import dataclasses
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import chapter
 import experiments
-from chapter import GRU, LSTM, RNN, StackedRNN
+from chapter import GRU, LSTM, RNN
 from experiments import measures
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread (conftest.py)
@@ -342,69 +342,8 @@ def test_gate_trace_needs_a_gated_cell():
         measures.gate_trace(chapter.RNNLanguageModel(5, 3), torch.randint(5, (4, 2)))
 
 
-# --- the stacked network ----------------------------------------------------------------------
-
-@pytest.mark.parametrize("cell", [RNN, GRU, LSTM])
-@pytest.mark.parametrize("num_layers", [1, 3])
-def test_stacked_shapes_and_state(cell, num_layers):
-    torch.manual_seed(0)
-    net = StackedRNN(5, 7, num_layers=num_layers, cell=cell)
-    x = torch.randn(4, 3, 5)
-    out, state = net(x)
-    assert out.shape == (4, 3, 7)
-    assert len(state) == num_layers
-    for s in state:
-        for t in (s if isinstance(s, tuple) else (s,)):
-            assert t.shape == (3, 7)
-    # the top layer's final state is the last output
-    top = state[-1][0] if cell is LSTM else state[-1]
-    torch.testing.assert_close(out[-1], top)
-    # state is carried: two halves with the state passed on equal one call
-    first, mid = net(x[:2])
-    second, end = net(x[2:], mid)
-    torch.testing.assert_close(torch.cat([first, second]), out)
-    with pytest.raises(ValueError, match="layers"):
-        net(x, state[:-1] if num_layers > 1 else [])
-
-
-@pytest.mark.parametrize("ours,torch_cls", [(RNN, torch.nn.RNN), (GRU, torch.nn.GRU), (LSTM, torch.nn.LSTM)])
-def test_stacked_matches_torch_multilayer(ours, torch_cls):
-    torch.manual_seed(1)
-    ref = torch_cls(4, 6, num_layers=3).double()
-    net = StackedRNN.from_torch(ref, cell=ours)
-    x = torch.randn(5, 2, 4, dtype=torch.float64)
-    out_ref, state_ref = ref(x)
-    out, state = net(x)
-    torch.testing.assert_close(out, out_ref)
-    if ours is LSTM:
-        torch.testing.assert_close(torch.stack([h for h, c in state]), state_ref[0])
-        torch.testing.assert_close(torch.stack([c for h, c in state]), state_ref[1])
-    else:
-        torch.testing.assert_close(torch.stack(state), state_ref)
-    out.sum().backward()
-    out_ref.sum().backward()
-    torch.testing.assert_close(net.layers[2].W_h.grad if ours is not RNN else net.layers[2].W.grad,
-                               ref.weight_hh_l2.grad.T)
-
-
-def test_stacked_dropout_only_between_layers_and_only_in_training():
-    torch.manual_seed(0)
-    net = StackedRNN(3, 4, num_layers=2, cell=GRU, dropout=0.5)
-    x = torch.randn(6, 2, 3)
-    net.eval()
-    torch.testing.assert_close(net(x)[0], net(x)[0])
-    net.train()
-    assert not torch.allclose(net(x)[0], net(x)[0])
-    one = StackedRNN(3, 4, num_layers=1, cell=GRU, dropout=0.5).train()
-    torch.testing.assert_close(one(x)[0], one(x)[0])  # a single layer has nothing to drop between
-    with pytest.raises(ValueError):
-        StackedRNN(3, 4, num_layers=0)
-    with pytest.raises(ValueError):
-        StackedRNN(3, 4, dropout=1.0)
-
-
 def test_language_model_accepts_gated_cells():
-    for cell in (GRU, LSTM, lambda d, h: StackedRNN(d, h, num_layers=2, cell=LSTM)):
+    for cell in (GRU, LSTM):
         model = chapter.RNNLanguageModel(10, 8, cell=cell)
         X = torch.randint(10, (6, 3))
         logits, state = model(X)

@@ -72,7 +72,6 @@ MODELS = {  # name -> (builder, batches)
     "LSTM": (_lm(chapter.LSTM), _lm_batches(None)),
     "LSTM, fast": (_lm(partial(chapter.LSTM, fast=True)), _lm_batches(None)),
     "RNN, one-hot": (lambda: chapter.RNNLanguageModel(V, 8), _lm_batches(None)),
-    "stacked LSTM": (_lm(lambda d, h: chapter.StackedRNN(d, h, 2, cell=chapter.LSTM)), _lm_batches(None)),
     "classifier": (lambda: chapter.RNNClassifier(V, 2, 8, chapter.GRU, 4, pad=PAD), _classification_batches(False)),
     "classifier, both ways, last": (
         lambda: chapter.RNNClassifier(V, 2, 8, chapter.LSTM, 4, bidirectional=True, pad=PAD),

@@ -41,8 +41,6 @@ def test_batchers_refuse_a_batch_size_that_is_not_a_positive_integer(vocab, batc
         list(chapter.name_batches(NAMES, vocab, batch_size))
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         experiments.window_batches(X, Y, batch_size, torch.Generator())
-    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
-        chapter.eval_batches(X, Y, batch_size)
 
 
 def test_name_batches_refuses_an_empty_list(vocab):
@@ -81,18 +79,18 @@ def test_clip_gradients_takes_a_single_tensor_like_torch():
 def test_loss_by_offset_needs_a_recurrent_model_and_enough_text():
     model = chapter.RNNLanguageModel(5, 4)
     with pytest.raises(ValueError, match="more than 2 \\* block"):
-        chapter.loss_by_offset(model, torch.randint(5, (100,)), block=50)
+        measures.loss_by_offset(model, torch.randint(5, (100,)), block=50)
     with pytest.raises(TypeError, match="window model"):
-        chapter.loss_by_offset(chapter.MLPContext(5, 8, 4, 8), torch.randint(5, (100,)), block=8)
+        measures.loss_by_offset(chapter.MLPContext(5, 8, 4, 8), torch.randint(5, (100,)), block=8)
 
 
 def test_position_nll_marks_positions_no_name_reaches(vocab):
     model = chapter.RNNLanguageModel(len(vocab), 4)
-    nll = chapter.position_nll(model, NAMES, vocab, positions=8)
+    nll = measures.position_nll(model, NAMES, vocab, positions=8)
     assert torch.isfinite(nll[:5]).all()  # "luis" and its final boundary reach position 4
     assert torch.isnan(nll[5:]).all()
     with pytest.raises(ValueError, match="empty list"):
-        chapter.position_nll(model, [], vocab)
+        measures.position_nll(model, [], vocab)
 
 
 def test_bptt_refuses_truncate_zero_and_a_model_with_active_dropout():
@@ -129,11 +127,6 @@ def test_classifier_refuses_an_all_padding_column(vocab):
     X[:, 1] = vocab[BOUNDARY]  # the second column holds no name at all
     with pytest.raises(ValueError, match="all padding"):
         model(X)
-
-
-def test_stacked_from_torch_names_the_projection_it_cannot_copy():
-    with pytest.raises(ValueError, match="no projection"):
-        chapter.StackedRNN.from_torch(nn.LSTM(3, 4, num_layers=2, proj_size=2), chapter.LSTM)
 
 
 def test_ignore_index_is_what_cross_entropy_ignores():  # the padding targets above rely on it

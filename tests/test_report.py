@@ -9,7 +9,6 @@ import types
 import pytest
 import torch
 
-import chapter
 import experiments
 from benchmarks.report import cell_speed_table, lr_grid_table, memory_table, recall_seed_table, seed_summary
 from chapterkit import git_commit

@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent("""
     tiny = dict(hidden_size=8, epochs=2, patience=1, decays=1)
     configs = [
         dataclasses.replace(experiments.WINDOW_CONFIGS["surnames", "mlp"], embedding_dim=4, limit=300, **tiny),
-        dataclasses.replace(experiments.RNN_CONFIGS["surnames"], cell="gru", bucket=True, limit=300, **tiny),
+        dataclasses.replace(experiments.RNN_CONFIGS["surnames"], cell="gru", parts=2, limit=300, **tiny),
         dataclasses.replace(experiments.WINDOW_CONFIGS["time-machine", "cnn"], embedding_dim=4, limit=1200, **tiny),
         dataclasses.replace(experiments.RNN_CONFIGS["time-machine"], cell="lstm", num_steps=16, batch_size=8,
                             limit=1200, **tiny),

@@ -326,7 +326,7 @@ def test_rnn_configs_build_one_hot_rnn_language_models(dataset):
     assert (config.dataset, config.model, config.cell, config.embedding_dim) == (dataset, "rnn", "rnn", None)
     assert experiments.CELLS["rnn"] is RNN
     model = experiments.MODELS["rnn"](config, _stub_task(28))
-    assert isinstance(model, RNNLanguageModel) and type(model.cell) is RNN and not model.cell.fast  # notebook 03 trains the loop
+    assert isinstance(model, RNNLanguageModel) and type(model.cell) is RNN and not model.cell.fast
     assert model.embedding is None and model.cell.input_size == 28  # one-hot: X_t U is the textbook's
     assert model.cell.hidden_size == config.hidden_size and model.dropout.p == config.dropout
     assert model.output.out_features == 28
@@ -372,13 +372,13 @@ def test_a_model_with_a_known_memory_has_no_excess_loss_beyond_it():
     torch.manual_seed(0)
     ids = torch.randint(5, (700,))
     for span in (2, 5, 9):
-        reset, stream = chapter.loss_by_offset(ShiftRegister(5, span), ids, block=32)
+        reset, stream = measures.loss_by_offset(ShiftRegister(5, span), ids, block=32)
         excess = reset - stream
         assert excess.shape == (32,)
         assert excess[span - 1:].abs().max() < 1e-12  # from offset `span` on it has all it uses
         assert excess[span - 2].abs() > 0.01  # one character fewer changes its loss
         assert measures.memory_span(excess) == span - 1  # characters of history; 1, 4, 8 end a range
-    reset, stream = chapter.loss_by_offset(Memoryless(5), ids, block=32)
+    reset, stream = measures.loss_by_offset(Memoryless(5), ids, block=32)
     assert (reset - stream).abs().max() < 1e-6 and measures.memory_span(reset - stream) == 0
 
 
@@ -386,7 +386,7 @@ def test_loss_by_offset_reads_blocks_from_a_zero_state_and_the_stream_whole():
     torch.manual_seed(0)
     model = RNNLanguageModel(5, 6).double()
     ids = torch.randint(5, (70,))
-    reset, stream = chapter.loss_by_offset(model, ids, block=16)
+    reset, stream = measures.loss_by_offset(model, ids, block=16)
     n = 64  # four blocks; the first only warms the stream up
     X, Y = ids[:n].view(4, 16).T[:, 1:], ids[1:n + 1].view(4, 16).T[:, 1:]
     assert reset.mean().item() == pytest.approx(chapter.evaluate(model, [(X, Y)]), abs=1e-12)
@@ -426,7 +426,7 @@ def test_position_nll_equals_a_loop_over_names():
     vocab = Vocab(names, reserved=[chapter.BOUNDARY])
     for model in (RNNLanguageModel(len(vocab), 5, embedding_dim=3).eval(),
                   chapter.MLPContext(len(vocab), 3, 4, 8).eval()):
-        got = chapter.position_nll(model, names, vocab, positions=5)
+        got = measures.position_nll(model, names, vocab, positions=5)
         torch.testing.assert_close(got, _position_nll_by_hand(model, names, vocab, 5), rtol=1e-5, atol=1e-6)
 
 
@@ -434,5 +434,5 @@ def test_position_nll_of_an_ngram_model():
     names = ["ab", "abcab", "c"]
     vocab = Vocab(names, reserved=[chapter.BOUNDARY])
     model = chapter.NGramModel(len(vocab), 2).count(*chapter.name_windows(names, vocab, 1))
-    got = chapter.position_nll(model, names, vocab, positions=4)
+    got = measures.position_nll(model, names, vocab, positions=4)
     torch.testing.assert_close(got, _position_nll_by_hand(model, names, vocab, 4), rtol=1e-5, atol=1e-6)
