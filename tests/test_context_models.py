@@ -49,6 +49,14 @@ def test_evaluate_works_for_a_model_without_parameters():
     assert chapter.evaluate(model, [(X, Y)]) == pytest.approx(expected)
 
 
+def test_evaluate_cuts_a_pair_of_tensors_into_batches_in_order():
+    torch.manual_seed(0)
+    model = chapter.MLPContext(5, 3, 4, 8)
+    X, Y = torch.randint(5, (20000, 3)), torch.randint(5, (20000,))  # more rows than one batch of 8192
+    batches = [(X[i:i + 1000], Y[i:i + 1000]) for i in range(0, len(X), 1000)]
+    assert chapter.evaluate(model, (X, Y)) == pytest.approx(chapter.evaluate(model, batches), rel=1e-6)
+
+
 def test_evaluate_rejects_empty_data():
     with pytest.raises(ValueError, match="empty"):
         chapter.evaluate(chapter.NGramModel(3, 1), [])

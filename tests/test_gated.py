@@ -337,6 +337,18 @@ def test_gate_trace_gives_gates_that_rebuild_the_states(name, embedding_dim):
         assert (g >= lo).all() and (g <= 1).all()
 
 
+@pytest.mark.parametrize("cls", [GRU, LSTM])
+def test_a_step_without_a_state_starts_from_zeros(cls):
+    torch.manual_seed(0)
+    cell = cls(3, 4).double()
+    gx = cell.input_gates(torch.randn(1, 2, 3, dtype=torch.float64))[0]  # (B, kH)
+    zeros = torch.zeros(2, 4, dtype=torch.float64)
+    (state, gates), (state0, gates0) = cell.step(gx, None), cell.step(gx, (zeros, zeros) if cls is LSTM else zeros)
+    for a, b in zip([*(state if cls is LSTM else [state]), *gates.values()],
+                    [*(state0 if cls is LSTM else [state0]), *gates0.values()]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_gate_trace_needs_a_gated_cell():
     with pytest.raises(TypeError, match="gated cell"):
         measures.gate_trace(chapter.RNNLanguageModel(5, 3), torch.randint(5, (4, 2)))
