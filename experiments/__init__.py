@@ -324,8 +324,10 @@ def spaces_task(config: Config) -> Task:
 # (None: the chapter's) are the model's and the recurrent cell's classes
 
 # The gated cells train on their opt-in fast path (notebook 05's hand-derived backward pass: the
-# same gradients, about 1.2 times faster on a CPU); the RNN on the autograd loop that notebook 03
-# trains, which on a CPU is as fast as its scan, so that these runs are notebook 03's.
+# same gradients; their loops take 1.05 to 1.26 times as long on a CPU at the two smaller shapes of
+# benchmarks/RESULTS.md);
+# the RNN on the autograd loop that notebook 03 trains (its scan is faster at the smallest shape
+# timed, slower at the larger ones), so that these runs are notebook 03's.
 CELLS = {"rnn": RNN, "gru": partial(GRU, fast=True), "lstm": partial(LSTM, fast=True),
          "lstm, forget bias 3": partial(LSTM, fast=True, forget_bias=3.0)}
 

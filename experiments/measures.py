@@ -39,13 +39,12 @@ NGRAM_KS = (0.01, 0.03, 0.1, 0.3, 1.0)
 def select_ngram(data: WindowData, orders=NGRAM_ORDERS, ks=NGRAM_KS, model=NGramModel):
     """Fit every order on the training windows; return the model (order, k) best on validation
     and a dict {(order, k): validation NLL}. ``model``: the class to build (a notebook passes its own)."""
-    valid = data.valid
     grid, best = {}, None
     for order in orders:
         fitted = model(len(data.vocab), order).count(*data.train)
         for k in ks:
             fitted.k = k
-            grid[order, k] = evaluate(fitted, valid)
+            grid[order, k] = evaluate(fitted, data.valid)
             if best is None or grid[order, k] < grid[best]:
                 best = (order, k)
     return model(len(data.vocab), best[0], best[1]).count(*data.train), grid
