@@ -46,7 +46,9 @@ __all__ = [
     'clip_gradients', 'backprop_through_time', 'bptt_gradients', 'LSTM', 'GRU', 'recall_batch', 'Bidirectional',
     'SEXES', 'load_name_sexes', 'name_sex_splits', 'SuffixClassifier', 'classification_accuracy', 'RNNClassifier',
     'labelled_batches', 'predictions', 'without_spaces', 'WindowTagger', 'precision_recall_f1',
-    'free_running_accuracy',
+    'free_running_accuracy', 'SEX_MARKS', 'marked_names', 'MAX_NUMBER', 'number_words', 'number_splits',
+    'number_vocabs', 'pad_sources', 'number_batches', 'Seq2Seq', 'greedy_decode', 'beam_search',
+    'character_error_rate',
 ]
 
 
@@ -421,8 +423,14 @@ def _detach(state):
     return type(state)(_detach(s) for s in state)
 
 
+def _on(device, X):
+    """X moved to ``device``: a tensor, or a tuple of them (an encoder–decoder reads two, notebook 07)."""
+    return tuple(x.to(device) for x in X) if isinstance(X, tuple) else X.to(device)
+
+
 def _logits_and_state(model, X, state, stateful: bool):
-    out = model(X, state) if stateful else model(X)
+    inputs = X if isinstance(X, tuple) else (X,)
+    out = model(*inputs, state) if stateful else model(*inputs)
     return out if isinstance(out, tuple) else (out, None)
 
 
@@ -464,7 +472,7 @@ def evaluate(model: torch.nn.Module, data, stateful: bool = False) -> float:
     total, count, state = 0.0, 0, None
     with eval_mode(model):
         for X, Y in _batches(data):
-            X, Y = X.to(device), Y.to(device)
+            X, Y = _on(device, X), Y.to(device)
             logits, state = _logits_and_state(model, X, state, stateful)
             total += next_token_loss(logits, Y, reduction="sum").item()
             count += int((Y != IGNORE_INDEX).sum())
@@ -630,7 +638,7 @@ def _train_epoch(model, data, optimizer, clip, stateful: bool, device) -> tuple[
         n = sum(int((Y != IGNORE_INDEX).sum()) for _, Y in pieces)  # targets in the whole batch
         optimizer.zero_grad(set_to_none=True)
         for X, Y in pieces:
-            X, Y = X.to(device), Y.to(device)
+            X, Y = _on(device, X), Y.to(device)
             logits, state = _logits_and_state(model, X, state, stateful)
             state = _detach(state)  # truncated BPTT: the next batch's gradient stops here
             if len(pieces) == 1:
@@ -1794,3 +1802,197 @@ def free_running_accuracy(model: nn.Module, ids: torch.Tensor, horizon: int = 16
                 seq = torch.cat([seq, fresh], dim=1)
             result[mode] = hits
     return result
+
+
+# %% notebooks/07-seq2seq.md · § A fixed input: names of a requested sex
+SEX_MARKS = ("♀", "♂")  # read before a name: female (class 0 of SEXES), male (class 1)
+
+
+def marked_names(pairs) -> list[str]:
+    """(name, sex) pairs -> each name led by the mark of its sex: ("lucía", 0) -> "♀lucía".
+
+    Explained in notebooks/07-seq2seq.md, § A fixed input: names of a requested sex.
+    """
+    return [SEX_MARKS[sex] + name for name, sex in pairs]
+
+
+# %% notebooks/07-seq2seq.md · § An unaligned task: number words to digits
+MAX_NUMBER = 10 ** 12  # number_words writes the whole numbers below this
+
+
+def number_words(n: int) -> str:
+    """``n`` in Spanish words: 1895 -> "mil ochocientos noventa y cinco" (num2words, lang="es").
+
+    Explained in notebooks/07-seq2seq.md, § An unaligned task: number words to digits.
+    """
+    from num2words import num2words
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < MAX_NUMBER:
+        raise ValueError(f"number_words writes whole numbers from 0 to {MAX_NUMBER - 1:,}, got {n!r}")
+    return num2words(n, lang="es")
+
+
+def number_splits(sizes=(12000, 1000, 2000), max_digits: int = 6, seed: int = 0) -> list[list[int]]:
+    """Disjoint lists (train, valid, test) of distinct numbers below 10**max_digits: no number is in
+    two lists. Each draw first picks a count of digits, all equally likely, so that the short numbers
+    are not swamped by the many long ones; a number drawn twice is kept once.
+
+    Explained in notebooks/07-seq2seq.md, § An unaligned task: number words to digits.
+    """
+    check_positive(max_digits=max_digits, **{f"size_{i}": size for i, size in enumerate(sizes)})
+    if sum(sizes) > 10 ** max_digits // 2:
+        raise ValueError(f"{sum(sizes)} distinct numbers are too many to draw below 10**{max_digits}")
+    g = torch.Generator().manual_seed(seed)
+    chosen: dict[int, None] = {}  # an ordered set
+    while len(chosen) < sum(sizes):
+        digits = int(torch.randint(1, max_digits + 1, (1,), generator=g))
+        chosen[int(torch.randint(0 if digits == 1 else 10 ** (digits - 1), 10 ** digits, (1,), generator=g))] = None
+    numbers = [list(chosen)[i] for i in torch.randperm(len(chosen), generator=g).tolist()]
+    cuts = [0, *itertools.accumulate(sizes)]
+    return [numbers[a:b] for a, b in zip(cuts, cuts[1:])]
+
+
+# %% notebooks/07-seq2seq.md · § An unaligned task: number words to digits (2)
+def number_vocabs(numbers) -> tuple[Vocab, Vocab]:
+    """(the characters of the numbers' words, the ten digits), each with the boundary token.
+
+    Explained in notebooks/07-seq2seq.md, § An unaligned task: number words to digits.
+    """
+    return (Vocab([number_words(n) for n in numbers], reserved=[BOUNDARY]),
+            Vocab(["0123456789"], reserved=[BOUNDARY]))
+
+
+def pad_sources(texts, vocab: Vocab) -> torch.Tensor:
+    """Texts as token ids (S, B), sequence first, padded at the end with the boundary token.
+
+    Explained in notebooks/07-seq2seq.md, § An unaligned task: number words to digits.
+    """
+    S, pad = max(len(t) for t in texts), vocab[BOUNDARY]
+    return torch.tensor([vocab.encode(t) + [pad] * (S - len(t)) for t in texts]).T.contiguous()
+
+
+def number_batches(numbers, vocabs, batch_size: int, generator=None):
+    """((source (S, B), decoder input (T, B)), target (T, B)): the words of each number in, its
+    digits out, laid out as by ``pad_names``. Shuffled if a generator is given, else in order.
+
+    Explained in notebooks/07-seq2seq.md, § An unaligned task: number words to digits.
+    """
+    check_positive(batch_size=batch_size)
+    source_vocab, target_vocab = vocabs
+    order = torch.randperm(len(numbers), generator=generator).tolist() if generator else range(len(numbers))
+    order = list(order)
+    for i in range(0, len(order), batch_size):
+        chosen = [numbers[j] for j in order[i:i + batch_size]]
+        X, Y = pad_names([str(n) for n in chosen], target_vocab)
+        yield (pad_sources([number_words(n) for n in chosen], source_vocab), X), Y
+
+
+# %% notebooks/07-seq2seq.md · § The encoder–decoder
+class Seq2Seq(nn.Module):
+    """An encoder–decoder, eq. (eq-seq2seq): a recurrent encoder reads the source (S, B), padded
+    at the end; its state after each source's last token starts the decoder, a language model of
+    the target. forward(source, target_in (T, B)) -> logits (T, B, target vocabulary).
+
+    Explained in notebooks/07-seq2seq.md, § The encoder–decoder.
+    """
+
+    def __init__(self, source_vocab: Vocab, target_vocab: Vocab, hidden_size: int, cell=GRU,
+                 embedding_dim: int = 32):
+        super().__init__()
+        self.pad, self.boundary = source_vocab[BOUNDARY], target_vocab[BOUNDARY]
+        self.embedding = nn.Embedding(len(source_vocab), embedding_dim)
+        self.encoder = cell(embedding_dim, hidden_size)
+        if isinstance(self.encoder, LSTM):
+            raise ValueError("Seq2Seq hands one state tensor from encoder to decoder: use the RNN or GRU cell")
+        self.decoder = RNNLanguageModel(len(target_vocab), hidden_size, cell, embedding_dim)
+
+    def encode(self, source: torch.Tensor) -> torch.Tensor:
+        """c: the encoder's state after each source's last token, (B, H)."""
+        check_sequence(source, self.embedding.num_embeddings, "Seq2Seq", ids=True)
+        lengths = (source != self.pad).sum(0)  # (B,)
+        if (lengths == 0).any():
+            raise ValueError("a source is all padding: every source needs at least one token")
+        outputs, _ = self.encoder(self.embedding(source))  # (S, B, H); padding comes after the last token
+        return outputs[lengths - 1, torch.arange(source.shape[1], device=source.device)]
+
+    def forward(self, source: torch.Tensor, target_in: torch.Tensor) -> torch.Tensor:
+        logits, _ = self.decoder(target_in, self.encode(source))
+        return logits
+
+
+# %% notebooks/07-seq2seq.md · § Greedy decoding and beam search
+def _until_boundary(row: list[int], boundary: int) -> list[int]:
+    return row[:row.index(boundary)] if boundary in row else row
+
+
+def greedy_decode(model: Seq2Seq, source: torch.Tensor, max_length: int = 12) -> list[list[int]]:
+    """For each source, the target chosen token by token as the most likely next one, up to the
+    boundary token (not returned) or ``max_length`` tokens.
+
+    Explained in notebooks/07-seq2seq.md, § Greedy decoding and beam search.
+    """
+    check_positive(max_length=max_length)
+    with eval_mode(model):
+        state = model.encode(source)
+        token = torch.full((source.shape[1],), model.boundary, device=source.device)
+        chosen = []
+        for _ in range(max_length):
+            logits, state = model.decoder(token[None], state)  # (1, B, V)
+            token = logits[0].argmax(-1)
+            chosen.append(token)
+            if (torch.stack(chosen) == model.boundary).any(0).all():
+                break
+    return [_until_boundary(row, model.boundary) for row in torch.stack(chosen, 1).tolist()]
+
+
+# %% notebooks/07-seq2seq.md · § Greedy decoding and beam search (2)
+def beam_search(model: Seq2Seq, source: torch.Tensor, beam_width: int = 4, max_length: int = 12) -> list[list[int]]:
+    """For each source, the most likely of ``beam_width`` targets kept at every step: each is
+    extended by every token and the ``beam_width`` of highest log-likelihood stay. A target ends
+    at the boundary token (not returned).
+
+    Explained in notebooks/07-seq2seq.md, § Greedy decoding and beam search.
+    """
+    check_positive(beam_width=beam_width, max_length=max_length)
+    B, k, device = source.shape[1], beam_width, source.device
+    with eval_mode(model):
+        state = model.encode(source).repeat_interleave(k, dim=0)  # (B k, H): k copies of each source's c
+        score = torch.full((B, k), -math.inf, device=device)
+        score[:, 0] = 0.0  # one candidate to start from: the empty target
+        token = torch.full((B * k,), model.boundary, device=device)
+        done = torch.zeros(B * k, dtype=torch.bool, device=device)
+        chosen = token.new_empty(B * k, 0)
+        for _ in range(max_length):
+            logits, state = model.decoder(token[None], state)
+            logp = F.log_softmax(logits[0].float(), dim=-1)  # (B k, V)
+            V = logp.shape[1]
+            logp[done] = -math.inf
+            logp[done, model.boundary] = 0.0  # a finished candidate stays as it is
+            score, best = (score.reshape(-1, 1) + logp).reshape(B, k * V).topk(k, dim=1)  # (B, k)
+            rows = (torch.arange(B, device=device)[:, None] * k + best // V).reshape(-1)  # the prefixes kept
+            token = (best % V).reshape(-1)
+            state, chosen = state[rows], torch.cat([chosen[rows], token[:, None]], dim=1)
+            done = done[rows] | (token == model.boundary)
+            if done.all():
+                break
+        top = chosen.view(B, k, -1)[torch.arange(B, device=device), score.argmax(1)]
+    return [_until_boundary(row, model.boundary) for row in top.tolist()]
+
+
+# %% notebooks/07-seq2seq.md · § The bottleneck
+def character_error_rate(predicted, truth) -> float:
+    """The fewest single-character edits (insert, delete, substitute) that turn each prediction into
+    its true text, summed, over the true texts' total length (Levenshtein distance).
+
+    Explained in notebooks/07-seq2seq.md, § The bottleneck.
+    """
+    if len(predicted) != len(truth) or not truth:
+        raise ValueError(f"need one prediction per true text, at least one; got {len(predicted)} and {len(truth)}")
+    edits = 0
+    for p, t in zip(predicted, truth):
+        row = list(range(len(t) + 1))  # distances from the empty prefix of p to each prefix of t
+        for i, a in enumerate(p, 1):
+            diagonal, row[0] = row[0], i
+            for j, b in enumerate(t, 1):
+                diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (a != b))
+        edits += row[-1]
+    return edits / sum(len(t) for t in truth)

@@ -6,7 +6,7 @@ records that ``make bench`` made with the old one stale until the areas that tra
 ``make test`` does not look at the records, so that such a change can be tested before hours of
 benchmarks. ``check`` lists, each with the command that re-measures it:
 
-- every model that the areas context, rnn, gated and beyond train (their ``configs()``): records of
+- every model that the areas context, rnn, gated, beyond and seq2seq train (their ``configs()``): records of
   every seed (and split), each made with the configuration the chapter holds now; and no record
   of a trained model that no area trains any more (a run replaces only the records it makes);
 - the grid of notebook 05 (``benchmarks.grid.configs()``): every cell and size at every point of
@@ -27,12 +27,13 @@ import dataclasses
 from collections.abc import Callable
 
 import experiments
-from benchmarks import beyond, context, gated, grid, memory, recall, rnn
+from benchmarks import beyond, context, gated, grid, memory, recall, rnn, seq2seq
 from benchmarks.common import SEEDS
 from benchmarks.run import BY_DATASET
 
 LM_SPLITS = ("train", "valid", "test")
-QUALITY_AREAS = {context: LM_SPLITS, rnn: LM_SPLITS, gated: LM_SPLITS, beyond: ("test",)}  # area -> splits
+QUALITY_AREAS = {context: LM_SPLITS, rnn: LM_SPLITS, gated: LM_SPLITS, beyond: ("test",),  # area -> splits
+                 seq2seq: ("test",)}
 # record field -> Config field, for the records that carry no "config" (see the docstring)
 CARRIED = {
     "grid": {"dataset": "dataset", "cell": "cell", "hidden_size": "hidden_size", "lr": "lr", "dropout": "dropout",

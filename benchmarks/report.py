@@ -23,6 +23,7 @@ TARGETS = {
     ("surnames", "best gated"): ("nll", "<=", 2.00),
     ("time-machine", "best gated"): ("perplexity", "<=", 4.0),
     ("first-names", "best"): ("accuracy", ">=", 0.95),
+    ("numbers", "seq2seq GRU"): ("exact_beam_1", ">=", 0.95),  # greedy decoding, held-out numbers below 10**6
 }
 
 
@@ -71,8 +72,9 @@ def lr_grid_table(records: dict) -> str:
     return "\n".join(lines)
 
 
-def recall_seed_table(records: dict) -> str:
-    """Accuracy on the recall task per cell and span: mean (min-max) over the recorded seeds."""
+def recall_seed_table(records: dict, sgd: bool = True) -> str:
+    """Accuracy on the recall task per cell and span: mean (min-max) over the recorded seeds; with
+    ``sgd``, also the runs trained with SGD."""
     rows = records.get("recall", [])
     if not rows:
         return "(no multi-seed recall runs recorded)"
@@ -87,10 +89,10 @@ def recall_seed_table(records: dict) -> str:
                    and r.get("optimizer", "adamw") == "adamw"]
             cells.append(f"{statistics.fmean(acc):.2f} ({min(acc):.2f}-{max(acc):.2f})" if acc else "")
         lines.append(f"{model:20s}" + "".join(f"{c:>17s}" for c in cells))
-    sgd = [r for r in rows if r.get("optimizer") == "sgd"]
-    if sgd:
+    sgd_rows = [r for r in rows if r.get("optimizer") == "sgd"] if sgd else []
+    if sgd_rows:
         lines.append("\nthe same task trained with SGD (momentum 0.9) instead of AdamW:")
-        for r in sorted(sgd, key=lambda r: (r["model"], r["span"], r["lr"], r["seed"])):
+        for r in sorted(sgd_rows, key=lambda r: (r["model"], r["span"], r["lr"], r["seed"])):
             lines.append(f"  {r['model']:5s} k={r['span']:3d} lr {r['lr']:<5g} seed {r['seed']}: "
                          f"accuracy {r['accuracy']:.2f}")
     return "\n".join(lines)
@@ -181,18 +183,18 @@ def scoreboard(records: dict, datasets=tuple(DATASETS)) -> str:
 
 def _targets(records: dict) -> list[str]:
     test = seed_summary(records, "test")
-    accuracy = seed_summary(records, "test", metric="accuracy")
     lines = ["| target | model | measured (mean over seeds) | met |", "| --- | --- | ---: | --- |"]
     for (dataset, model), (metric, op, value) in TARGETS.items():
-        if metric == "accuracy":
-            pool = {m: s for (d, m), s in accuracy.items() if d == dataset}
+        if metric not in ("nll", "perplexity"):  # an accuracy: of the named model, or the best
+            pool = {m: s for (d, m), s in seed_summary(records, "test", metric=metric).items()
+                    if d == dataset and model in (m, "best")}
         elif model == "best gated":
             pool = {m: s for (d, m), s in test.items() if d == dataset and m.startswith(("GRU", "LSTM"))}
         else:
             pool = {m: s for (d, m), s in test.items() if d == dataset and m == model}
         if not pool:
             continue
-        name, s = (max if metric == "accuracy" else min)(pool.items(), key=lambda kv: kv[1]["mean"])
+        name, s = (min if metric in ("nll", "perplexity") else max)(pool.items(), key=lambda kv: kv[1]["mean"])
         measured = math.exp(s["mean"]) if metric == "perplexity" else s["mean"]
         met = measured <= value if op == "<=" else measured >= value
         lines.append(f"| {dataset}: {metric} {op} {value} | {name} | {measured:.3f} ± "
@@ -233,10 +235,30 @@ def cell_speed_table(records: dict, device: str) -> str:
     return "\n".join(lines)
 
 
+def seq2seq_length_table(records: dict) -> str:
+    """The encoder–decoder's exact match and character error rate by input length (greedy decoding),
+    mean over the recorded seeds, for the held-out numbers below a million and for longer ones."""
+    rows = [r for r in records.get("quality", []) if r["dataset"] == "numbers" and "by_length" in r]
+    if not rows:
+        return "(no encoder–decoder records)"
+    lines = [f"greedy decoding, mean over {len(rows)} seeds",
+             f"{'numbers':26s} {'characters':>10s} {'count':>6s} {'exact match':>12s} {'CER':>6s}"]
+    for group in sorted(rows[0]["by_length"], reverse=True):  # "below a million, ..." first
+        for i, row in enumerate(rows[0]["by_length"][group]):
+            exact = statistics.mean(r["by_length"][group][i]["exact"] for r in rows)
+            cer = statistics.mean(r["by_length"][group][i]["cer"] for r in rows)
+            lines.append(f"{group:26s} {row['low']:>4d}-{row['high'] - 1:<5d} {row['count']:6d} "
+                         f"{exact:12.3f} {cer:6.3f}")
+    return "\n".join(lines)
+
+
 def _other_tables(records: dict) -> list[str]:
-    """Notebook 06's tasks: accuracy (first names) and F1 (spaces), mean ± std over seeds."""
+    """Notebooks 06 and 07: accuracy (first names), F1 (spaces), agreement with the requested sex
+    (conditional names) and exact match (numbers), mean ± std over seeds."""
     lines = []
-    for dataset, metrics in (("first-names", ("accuracy",)), ("spaces", ("precision", "recall", "F1"))):
+    for dataset, metrics in (("first-names", ("accuracy",)), ("spaces", ("precision", "recall", "F1")),
+                             ("conditional-names", ("classifier_agreement", "ine_agreement", "real_names", "copied")),
+                             ("numbers", ("exact_beam_1", "exact_beam_4"))):
         rows = [r for r in records.get("quality", []) if r["dataset"] == dataset and r["split"] == "test"]
         if not rows:
             continue
@@ -295,6 +317,7 @@ def write_report(results: dict, path: Path) -> None:
     lines += ["## Learning-rate grid", "", "```", lr_grid_table(results), "```", "",
               "## Recall task", "", "```", recall_seed_table(results), "```", ""]
     lines += _other_tables(results)
+    lines += ["## The encoder–decoder by input length", "", "```", seq2seq_length_table(results), "```", ""]
     if results.get("speed"):
         lines += ["## Speed", ""] + speed_table(results["speed"]) + [""]
     path.write_text("\n".join(lines))

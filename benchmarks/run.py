@@ -36,7 +36,7 @@ from chapterdata import write_atomically
 from chapterkit import git_commit
 
 HERE = Path(__file__).resolve().parent
-AREAS = ["context", "rnn", "grid", "gated", "memory", "recall", "beyond", "speed"]  # in chapter order
+AREAS = ["context", "rnn", "grid", "gated", "memory", "recall", "beyond", "seq2seq", "speed"]  # in chapter order
 QUALITY_KEYS = ("dataset", "model", "split", "seed")
 # areas with records of their own kind
 OWN_LIST = {"grid": "lr_grid", "memory": "memory", "recall": "recall", "speed": "speed"}

@@ -202,7 +202,7 @@ def time_export() -> list[dict]:
 def time_chapter(quick: bool, full_chapter: bool = False) -> list[dict]:
     """Execute every notebook (into a temporary folder) and time each; full mode only on request.
 
-    Quick mode always runs; full mode (``--full-chapter``: 19 to 24 minutes on two cores) only
+    Quick mode always runs; full mode (``--full-chapter``: about ten minutes on two cores) only
     when asked. The notebook runner (``chapterkit.execute``) does the work and reports the seconds.
     """
     from chapterkit import notebook_sources

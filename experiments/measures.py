@@ -6,7 +6,9 @@ a later chapter imports the models and the data from ``chapter``, not these.
 * ``loss_by_offset``, ``position_nll``: how much history a model uses (notebooks 03 and 05);
 * ``offset_ranges``, ``memory_span``: a per-offset loss curve summed up (notebooks 03 and 05);
 * ``recall_vocab_size``, ``recall_accuracy``: the recall task's tokens and score (notebook 05);
-* ``gate_trace``, ``state_gradient_norms``: a gated cell's gates and gradients, step by step (notebook 05).
+* ``gate_trace``, ``state_gradient_norms``: a gated cell's gates and gradients, step by step (notebook 05);
+* ``sex_agreement``: how often a conditional generator's names have the requested sex (notebook 07);
+* ``transcribe``, ``scores_by_length``: an encoder–decoder's outputs, scored by input length (notebook 07).
 """
 
 from __future__ import annotations
@@ -22,13 +24,20 @@ from chapter import (
     Vocab,
     WindowData,
     WindowModel,
+    beam_search,
+    character_error_rate,
     check_positive,
     eval_mode,
     evaluate,
+    greedy_decode,
+    labelled_batches,
     model_device,
     name_windows,
     next_token_loss,
+    number_words,
     pad_names,
+    pad_sources,
+    predictions,
     recall_batch,
 )
 
@@ -198,3 +207,58 @@ def state_gradient_norms(model, X: torch.Tensor, Y: torch.Tensor) -> dict:
     loss.backward()
     return {name: torch.stack([parts[i].grad.norm(dim=1).mean() for parts in states]).flip(0).detach().cpu()
             for i, name in enumerate(("h", "c")[:len(states[0])])}  # (T,) each, index = lag
+
+
+def sex_agreement(samples: dict, classifier: nn.Module, classifier_vocab: Vocab, name_sexes: dict) -> dict:
+    """For the samples asked of each sex (0 female, 1 male: ``samples[sex]`` a list of names): the
+    share of the non-empty ones that ``classifier`` labels with that sex ("classifier"), the share
+    that are names of INE's lists ("real"), and the share of those that most of their holders have
+    (``name_sexes[name]``: female and male residents; a tie counts as female, as in training) ("INE")."""
+    result = {}
+    for sex, names in samples.items():
+        named = [n for n in names if n]
+        if not named:
+            raise ValueError(f"no non-empty samples for sex {sex}")
+        predicted, _ = predictions(classifier, labelled_batches([(n, sex) for n in named], classifier_vocab, 1024))
+        real = [n for n in named if n in name_sexes]
+        agree = [int(name_sexes[n][1] > name_sexes[n][0]) == sex for n in real]
+        result[sex] = {"classifier": (predicted == sex).float().mean().item(), "real": len(real) / len(names),
+                       "INE": sum(agree) / len(agree) if agree else float("nan")}
+    return result
+
+
+def longer_numbers(digits=(7, 8, 9), count: int = 300, seed: int = 1) -> list[int]:
+    """``count`` random numbers of each count of ``digits``: longer than the encoder–decoder's training inputs."""
+    g = torch.Generator().manual_seed(seed)
+    return [int(torch.randint(10 ** (d - 1), 10 ** d, (1,), generator=g)) for d in digits for _ in range(count)]
+
+
+def transcribe(model: nn.Module, numbers: Sequence[int], vocabs, beam_width: int = 1,
+               batch_size: int = 1000) -> list[str]:
+    """The digits an encoder–decoder writes for the words of each number: greedy decoding for
+    ``beam_width`` 1, else beam search. ``vocabs``: (source vocabulary, target vocabulary)."""
+    source_vocab, target_vocab = vocabs
+    written = []
+    for i in range(0, len(numbers), batch_size):
+        source = pad_sources([number_words(n) for n in numbers[i:i + batch_size]], source_vocab)
+        source = source.to(model_device(model))
+        ids = greedy_decode(model, source) if beam_width == 1 else beam_search(model, source, beam_width)
+        written += [target_vocab.decode(row) for row in ids]
+    return written
+
+
+def scores_by_length(model: nn.Module, numbers: Sequence[int], vocabs, edges: Sequence[int],
+                     beam_width: int = 1) -> list[dict]:
+    """Exact match and character error rate of the greedy (or beam) transcriptions of
+    ``numbers``, by the length of their words in characters: one row per bin [low, high) of
+    ``edges`` that holds any number."""
+    written = transcribe(model, numbers, vocabs, beam_width)
+    lengths = [len(number_words(n)) for n in numbers]
+    rows = []
+    for low, high in zip(edges, edges[1:]):
+        chosen = [(w, str(n)) for w, n, length in zip(written, numbers, lengths) if low <= length < high]
+        if chosen:
+            rows.append({"low": low, "high": high, "count": len(chosen),
+                         "exact": sum(w == t for w, t in chosen) / len(chosen),
+                         "cer": character_error_rate(*zip(*chosen))})
+    return rows

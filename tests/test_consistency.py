@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import experiments
-from benchmarks import beyond, consistency, context, gated, grid, memory, recall, rnn
+from benchmarks import beyond, consistency, context, gated, grid, memory, recall, rnn, seq2seq
 from benchmarks.common import SEEDS
 from benchmarks.consistency import check
 from experiments import measures
@@ -28,7 +28,8 @@ def planted() -> dict:
     cell and size's lowest validation loss of the grid is at the point CHOSEN holds."""
     quality = [{"dataset": dataset, "model": label, "split": split, "seed": seed, "nll": 1.0,
                 "config": dataclasses.asdict(dataclasses.replace(config, seed=seed))}
-               for module, splits in ((context, LM_SPLITS), (rnn, LM_SPLITS), (gated, LM_SPLITS), (beyond, ("test",)))
+               for module, splits in ((context, LM_SPLITS), (rnn, LM_SPLITS), (gated, LM_SPLITS), (beyond, ("test",)),
+                                      (seq2seq, ("test",)))
                for (dataset, label), config in module.configs().items() for seed in SEEDS for split in splits]
     quality += [{"dataset": "surnames", "model": "uniform", "split": "test", "seed": 0, "nll": 3.3}]  # untrained
     lr_grid = [{"dataset": d, "cell": cell, "hidden_size": size, "lr": lr, "dropout": p, "seed": 0,
@@ -174,7 +175,8 @@ def test_a_field_added_to_config_after_a_record_counts_at_its_default():
 
 def test_consistency_of_nothing_recorded_names_every_area():
     problems = check({})
-    assert {p.split(":")[0] for p in problems} == {"context", "rnn", "gated", "beyond", "grid", "memory", "recall"}
+    assert {p.split(":")[0] for p in problems} == {"context", "rnn", "gated", "beyond", "seq2seq", "grid", "memory",
+                                                   "recall"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +196,7 @@ def test_the_records_a_full_run_makes_pass_the_check(monkeypatch):
     records = _as_stored({"quality": rnn.run(quick=False) + gated.run(quick=False), "lr_grid": grid.run(quick=False),
                           "recall": recall.run(quick=False)})
     assert consistency.check_quality(records) == [p for p in consistency.check_quality({})
-                                                  if p.startswith(("context", "beyond"))]
+                                                  if p.startswith(("context", "beyond", "seq2seq"))]
     assert consistency.check_grid(records) == consistency.check_recall(records) == []
 
 
