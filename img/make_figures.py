@@ -737,8 +737,49 @@ def fig_recall():
     save(fig, "recall")
 
 
+# --------------------------------------------------------------------------------------
+# img/seq2seq.svg: the encoder reads "quince"; its last state c starts the decoder, which
+# writes "15" and the boundary, reading its own previous output.
+# --------------------------------------------------------------------------------------
+
+
+def fig_seq2seq():
+    fig, ax = canvas(10.6, 4.4)
+    w, h, yx, yh, yy = 0.62, 0.5, 0.6, 1.9, 3.3
+    source = list("quince")
+    xe = [0.7 + i * 0.82 for i in range(len(source))]
+    for i, (x, ch) in enumerate(zip(xe, source)):
+        box(ax, x, yx, ch, INPUT, w, h, fontsize=15)
+        box(ax, x, yh, rf"$h_{{{i + 1}}}$", HIDDEN, w, h, fontsize=14)
+        arrow(ax, (x, yx + h / 2), (x, yh - h / 2))
+        if i + 1 < len(xe):
+            arrow(ax, (x + w / 2, yh), (xe[i + 1] - w / 2, yh), color=HIDDEN[1], lw=1.5)
+    label(ax, (xe[0] + xe[-1]) / 2, yh + 0.65, "encoder: reads the source", fontsize=12, color=HIDDEN[1])
+    dec_in, dec_out = [".", "1", "5"], ["1", "5", "."]
+    xd = [xe[-1] + 2.3 + i * 1.15 for i in range(3)]
+    dec = ("#fbe3d3", HILITE)
+    arrow(ax, (xe[-1] + w / 2, yh), (xd[0] - w / 2, yh), color=HILITE, lw=2.4)
+    label(ax, (xe[-1] + xd[0]) / 2, yh + 0.3, r"$c = h_S$", fontsize=14, color=HILITE)
+    for i, x in enumerate(xd):
+        box(ax, x, yx, dec_in[i], INPUT, w, h, fontsize=15)
+        box(ax, x, yh, rf"$s_{{{i + 1}}}$", dec, w, h, fontsize=14)
+        box(ax, x, yy, dec_out[i], OUTPUT, w, h, fontsize=15)
+        arrow(ax, (x, yx + h / 2), (x, yh - h / 2))
+        arrow(ax, (x, yh + h / 2), (x, yy - h / 2))
+        if i + 1 < len(xd):
+            arrow(ax, (x + w / 2, yh), (xd[i + 1] - w / 2, yh), color=HILITE, lw=1.5)
+            curve(ax, [(x + w / 2 - 0.05, yy - 0.1), (x + 0.75, yy - 0.5), (xd[i + 1] - 0.75, yx + 0.5),
+                       (xd[i + 1] - w / 2 + 0.05, yx + 0.1)], color=GREY, lw=1.0)  # fed back
+    label(ax, (xd[0] + xd[-1]) / 2, yy + 0.55, "decoder: a language model of the digits", fontsize=12,
+          color=HILITE)
+    label(ax, 0.3, 0.1, "all the decoder learns of the source passes through $c$, whatever its length; "
+          "at test time it reads its own previous output (grey)", fontsize=11, color=GREY, ha="left")
+    save(fig, "seq2seq")
+
+
 FIGURES = {
     "rnn": fig_rnn,
+    "seq2seq": fig_seq2seq,
     "bptt-graph": fig_bptt_graph,
     "gradient-paths": fig_gradient_paths,
     "context-window": fig_context_window,
