@@ -45,10 +45,9 @@ __all__ = [
     'plot_history', 'MLPContext', 'CausalCNN', 'sample', 'check_sequence', 'check_state', 'RNN', 'RNNLanguageModel',
     'clip_gradients', 'backprop_through_time', 'bptt_gradients', 'LSTM', 'GRU', 'recall_batch', 'Bidirectional',
     'SEXES', 'load_name_sexes', 'name_sex_splits', 'SuffixClassifier', 'classification_accuracy', 'RNNClassifier',
-    'labelled_batches', 'predictions', 'without_spaces', 'WindowTagger', 'precision_recall_f1',
+    'pad_sources', 'labelled_batches', 'predictions', 'without_spaces', 'WindowTagger', 'precision_recall_f1',
     'free_running_accuracy', 'SEX_MARKS', 'marked_names', 'MAX_NUMBER', 'number_words', 'number_splits',
-    'number_vocabs', 'pad_sources', 'number_batches', 'Seq2Seq', 'greedy_decode', 'beam_search',
-    'character_error_rate',
+    'number_vocabs', 'number_batches', 'Seq2Seq', 'greedy_decode', 'beam_search', 'character_error_rate',
 ]
 
 
@@ -1687,6 +1686,15 @@ class RNNClassifier(nn.Module):
 
 
 # %% notebooks/06-beyond-language-models.md · § A recurrent classifier (2)
+def pad_sources(texts, vocab: Vocab) -> torch.Tensor:
+    """Texts as token ids (T, B), sequence first, padded at the end with the boundary token.
+
+    Explained in notebooks/06-beyond-language-models.md, § A recurrent classifier.
+    """
+    T, pad = max(len(t) for t in texts), vocab[BOUNDARY]
+    return torch.tensor([vocab.encode(t) + [pad] * (T - len(t)) for t in texts], dtype=torch.long).T.contiguous()
+
+
 def labelled_batches(pairs, vocab: Vocab, batch_size: int, generator=None):
     """(X (T, B) character ids padded with the boundary token, Y (B,) labels), shuffled if a
     generator is given, else in order.
@@ -1695,14 +1703,9 @@ def labelled_batches(pairs, vocab: Vocab, batch_size: int, generator=None):
     """
     order = torch.randperm(len(pairs), generator=generator).tolist() if generator else range(len(pairs))
     order = list(order)
-    pad = vocab[BOUNDARY]
     for i in range(0, len(pairs), batch_size):
         batch = [pairs[j] for j in order[i:i + batch_size]]
-        T = max(len(name) for name, _ in batch)
-        X = torch.full((T, len(batch)), pad, dtype=torch.long)
-        for b, (name, _) in enumerate(batch):
-            X[:len(name), b] = torch.tensor(vocab.encode(name))
-        yield X, torch.tensor([label for _, label in batch])
+        yield pad_sources([name for name, _ in batch], vocab), torch.tensor([label for _, label in batch])
 
 
 def predictions(model: nn.Module, batches) -> tuple[torch.Tensor, torch.Tensor]:
@@ -1859,15 +1862,6 @@ def number_vocabs(numbers) -> tuple[Vocab, Vocab]:
     """
     return (Vocab([number_words(n) for n in numbers], reserved=[BOUNDARY]),
             Vocab(["0123456789"], reserved=[BOUNDARY]))
-
-
-def pad_sources(texts, vocab: Vocab) -> torch.Tensor:
-    """Texts as token ids (S, B), sequence first, padded at the end with the boundary token.
-
-    Explained in notebooks/07-seq2seq.md, § An unaligned task: number words to digits.
-    """
-    S, pad = max(len(t) for t in texts), vocab[BOUNDARY]
-    return torch.tensor([vocab.encode(t) + [pad] * (S - len(t)) for t in texts]).T.contiguous()
 
 
 def number_batches(numbers, vocabs, batch_size: int, generator=None):
