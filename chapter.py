@@ -1702,7 +1702,6 @@ def labelled_batches(pairs, vocab: Vocab, batch_size: int, generator=None):
     Explained in notebooks/06-beyond-language-models.md, § A recurrent classifier.
     """
     order = torch.randperm(len(pairs), generator=generator).tolist() if generator else range(len(pairs))
-    order = list(order)
     for i in range(0, len(pairs), batch_size):
         batch = [pairs[j] for j in order[i:i + batch_size]]
         yield pad_sources([name for name, _ in batch], vocab), torch.tensor([label for _, label in batch])
@@ -1873,7 +1872,6 @@ def number_batches(numbers, vocabs, batch_size: int, generator=None):
     check_positive(batch_size=batch_size)
     source_vocab, target_vocab = vocabs
     order = torch.randperm(len(numbers), generator=generator).tolist() if generator else range(len(numbers))
-    order = list(order)
     for i in range(0, len(order), batch_size):
         chosen = [numbers[j] for j in order[i:i + batch_size]]
         X, Y = pad_names([str(n) for n in chosen], target_vocab)
@@ -1925,6 +1923,7 @@ def greedy_decode(model: Seq2Seq, source: torch.Tensor, max_length: int = 12) ->
     Explained in notebooks/07-seq2seq.md, § Greedy decoding and beam search.
     """
     check_positive(max_length=max_length)
+    source = source.to(model_device(model))
     with eval_mode(model):
         state = model.encode(source)
         token = torch.full((source.shape[1],), model.boundary, device=source.device)
@@ -1947,6 +1946,7 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, beam_width: int = 4, max_l
     Explained in notebooks/07-seq2seq.md, § Greedy decoding and beam search.
     """
     check_positive(beam_width=beam_width, max_length=max_length)
+    source = source.to(model_device(model))
     B, k, device = source.shape[1], beam_width, source.device
     with eval_mode(model):
         state = model.encode(source).repeat_interleave(k, dim=0)  # (B k, H): k copies of each source's c

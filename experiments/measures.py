@@ -241,7 +241,6 @@ def transcribe(model: nn.Module, numbers: Sequence[int], vocabs, beam_width: int
     written = []
     for i in range(0, len(numbers), batch_size):
         source = pad_sources([number_words(n) for n in numbers[i:i + batch_size]], source_vocab)
-        source = source.to(model_device(model))
         ids = greedy_decode(model, source) if beam_width == 1 else beam_search(model, source, beam_width)
         written += [target_vocab.decode(row) for row in ids]
     return written
